@@ -1,0 +1,44 @@
+"""optlaws: predict training-loss curves under any learning-rate schedule.
+
+Fit a stochastic-differential-equation model of SGD/Adam (or a closed-form law) to a few loss
+curves, then predict, rank and transfer learning-rate schedules. See README.md.
+"""
+
+from ._curves import DivergedRunError, InvalidCurveError, LossCurve
+from ._datasets import MPL_CURVES, load_mpl, mpl_schedule
+from ._fit import FitResult, fit, huber
+from ._io import (
+    read_csv,
+    read_curve,
+    read_json,
+    read_schedule_csv,
+    schedule_from_config,
+    schedule_from_samples,
+    write_csv,
+)
+from ._metrics import CurveMetrics, evaluate
+from ._model import AbstractLossModel, Parameter
+from ._plot import plot_curves
+from ._predict import Prediction, predict
+from ._problems import LeastSquaresProblem
+from ._registry import MODELS, make_model
+from ._schedules import (
+    Schedule,
+    concatenate,
+    constant,
+    cosine,
+    cyclic,
+    from_array,
+    from_optax,
+    inverse_sqrt,
+    linear,
+    parse_schedule,
+    step_decay,
+    wsd,
+)
+from ._sde.models import AbstractSDEModel, AdamModel, SGDModel
+from ._sde.paths import sample_paths
+from ._sde.spectrum import AbstractSpectrum, DiscreteSpectrum, PowerLawSpectrum
+from ._serialize import load_model, save_model
+
+__version__ = "0.1.0"

@@ -1,0 +1,142 @@
+"""Observed loss curves: steps, losses and the learning-rate schedule that produced them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ._schedules import Schedule, from_array
+
+__all__ = ["DivergedRunError", "InvalidCurveError", "LossCurve"]
+
+DIVERGENCE_RATIO = 1.5
+
+
+class InvalidCurveError(ValueError):
+    """A loss curve (or the file it was read from) cannot be used as given."""
+
+
+class DivergedRunError(InvalidCurveError):
+    """The run behind a loss curve diverged; fit only the part before it (``LossCurve.until``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LossCurve:
+    """A loss curve observed (or predicted) at some training steps.
+
+    The loss at step ``s`` is the loss after the first ``s`` updates, made with learning rates
+    ``schedule.lr[0 .. s-1]``; observations may be sparse (every N steps) and need not start at 0.
+
+    Attributes:
+        steps: strictly increasing integer steps, shape ``(n,)``.
+        loss: loss at those steps, finite and positive, shape ``(n,)``.
+        schedule: the per-step learning rates; covers at least ``steps[-1]`` updates.
+        name: label (the file stem when read from a file).
+        metadata: free-form information (source file, optimizer config, ...).
+    """
+
+    steps: np.ndarray
+    loss: np.ndarray
+    schedule: Schedule
+    name: str = "curve"
+    metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        steps = np.asarray(self.steps)
+        loss = np.asarray(self.loss, dtype=float)
+        where = f"loss curve {self.name!r}"
+        if steps.ndim != 1 or loss.ndim != 1:
+            raise InvalidCurveError(f"{where}: `steps` and `loss` must be one-dimensional.")
+        if steps.shape != loss.shape:
+            raise InvalidCurveError(
+                f"{where}: mismatched lengths, {steps.shape[0]} steps but {loss.shape[0]} losses."
+            )
+        if steps.shape[0] == 0:
+            raise InvalidCurveError(f"{where} is empty: no (step, loss) points.")
+        if not np.all(np.isfinite(steps.astype(float))) or np.any(steps != np.round(steps)):
+            raise InvalidCurveError(f"{where}: steps must be whole numbers.")
+        steps = steps.astype(np.int64)
+        if steps[0] < 0:
+            raise InvalidCurveError(f"{where}: negative step {steps[0]}.")
+        gaps = np.diff(steps)
+        if np.any(gaps == 0):
+            i = int(np.argmax(gaps == 0))
+            raise InvalidCurveError(f"{where}: duplicate step {steps[i]} (rows {i} and {i + 1}).")
+        if np.any(gaps < 0):
+            i = int(np.argmax(gaps < 0))
+            raise InvalidCurveError(
+                f"{where}: steps are not sorted: step {steps[i + 1]} (row {i + 1}) comes after {steps[i]}."
+            )
+        bad = ~np.isfinite(loss)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise InvalidCurveError(f"{where}: loss is {loss[i]} at step {steps[i]} (row {i}).")
+        if np.any(loss <= 0):
+            i = int(np.argmax(loss <= 0))
+            raise InvalidCurveError(
+                f"{where}: loss must be positive, got {loss[i]:g} at step {steps[i]}."
+            )
+        running_min = np.minimum.accumulate(loss)
+        blown = loss > DIVERGENCE_RATIO * running_min
+        if blown.any():
+            i = int(np.argmax(blown))
+            raise DivergedRunError(
+                f"{where}: the run diverged at step {steps[i]} (loss {loss[i]:.4g}, more than "
+                f"{DIVERGENCE_RATIO}x its earlier minimum {running_min[i]:.4g}); use "
+                f"curve.until({steps[i] - 1}) to keep the part before it."
+            )
+        if not isinstance(self.schedule, Schedule):
+            raise InvalidCurveError(
+                f"{where}: `schedule` must be an optlaws.Schedule, got {type(self.schedule).__name__}."
+            )
+        if self.schedule.total_steps < steps[-1]:
+            raise InvalidCurveError(
+                f"{where}: the schedule has {self.schedule.total_steps} steps but the loss is "
+                f"observed up to step {steps[-1]}."
+            )
+        object.__setattr__(self, "steps", steps)
+        object.__setattr__(self, "loss", loss)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        steps,
+        loss,
+        lr,
+        *,
+        name: str = "curve",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> LossCurve:
+        """A curve from arrays; ``lr`` is a ``Schedule`` or per-step learning rates."""
+        schedule = lr if isinstance(lr, Schedule) else from_array(lr, name=name)
+        return cls(np.asarray(steps), np.asarray(loss), schedule, name, dict(metadata or {}))
+
+    @property
+    def final_loss(self) -> float:
+        return float(self.loss[-1])
+
+    @property
+    def lr_at_steps(self) -> np.ndarray:
+        """Learning rate of the update that follows each observation (the last one for the end)."""
+        lr = np.asarray(self.schedule.lr)
+        return lr[np.minimum(self.steps, lr.shape[0] - 1)]
+
+    def until(self, step: int) -> LossCurve:
+        """The part of the curve observed at or before ``step``."""
+        keep = self.steps <= step
+        if not keep.any():
+            raise InvalidCurveError(f"loss curve {self.name!r}: no observation at or before step {step}.")
+        return dataclasses.replace(self, steps=self.steps[keep], loss=self.loss[keep])
+
+    def since(self, step: int) -> LossCurve:
+        """The part of the curve observed at or after ``step`` (the schedule is kept whole)."""
+        keep = self.steps >= step
+        if not keep.any():
+            raise InvalidCurveError(f"loss curve {self.name!r}: no observation at or after step {step}.")
+        return dataclasses.replace(self, steps=self.steps[keep], loss=self.loss[keep])
+
+    def __len__(self) -> int:
+        return int(self.steps.shape[0])

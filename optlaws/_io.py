@@ -1,0 +1,285 @@
+"""Reading and writing loss curves: CSV (``step,lr,loss``) files and experiment-tracker JSON exports."""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ._curves import InvalidCurveError, LossCurve
+from ._schedules import Schedule, constant, cosine, from_array, parse_schedule, wsd
+
+__all__ = [
+    "read_csv",
+    "read_curve",
+    "read_json",
+    "read_schedule_csv",
+    "schedule_from_config",
+    "schedule_from_samples",
+    "write_csv",
+]
+
+STEP_COLUMNS = ("step", "iter", "iteration")
+LOSS_COLUMNS = ("loss", "train_loss", "val_loss")
+LR_COLUMNS = ("lr", "learning_rate")
+
+
+def schedule_from_samples(
+    steps: np.ndarray,
+    lr: np.ndarray,
+    *,
+    total: int | None = None,
+    warmup: int | None = None,
+    name: str = "samples",
+) -> Schedule:
+    """Per-step schedule from learning rates logged at some steps.
+
+    Between logged steps the learning rate is interpolated linearly; after the last one it is
+    held. Before the first logged step it is unknown: with ``warmup`` it ramps linearly from 0 to
+    the first logged value over ``warmup`` steps and is then held; without, the first value is
+    held back to step 0 and a warning says so.
+    """
+    steps = np.asarray(steps, dtype=float)
+    lr = np.asarray(lr, dtype=float)
+    bad = ~np.isfinite(lr)
+    if bad.any():
+        raise InvalidCurveError(f"{name}: learning rate is {lr[bad][0]} at step {int(steps[bad][0])}.")
+    if (lr < 0).any():
+        i = int(np.argmax(lr < 0))
+        raise InvalidCurveError(f"{name}: negative learning rate {lr[i]:g} at step {int(steps[i])}.")
+    total = int(steps[-1]) if total is None else int(total)
+    if total < 1:
+        raise InvalidCurveError(f"{name}: the logged steps end at {total}; nothing to learn a schedule from.")
+    t = np.arange(total, dtype=float)
+    per_step = np.interp(t, steps, lr)
+    first = steps[0]
+    if first > 0:
+        if warmup is not None:
+            ramp = lr[0] * t / max(warmup, 1)
+            per_step = np.where(t < min(warmup, first), ramp, per_step)
+        else:
+            warnings.warn(
+                f"{name}: learning rate before step {int(first)} is not in the data; holding "
+                f"{lr[0]:g} back to step 0. Pass warmup=... (CLI --warmup) or a schedule spec if "
+                "the run warmed up.",
+                stacklevel=3,
+            )
+    return from_array(per_step, name=name)
+
+
+def _column(header: list[str], choices: tuple[str, ...]) -> int | None:
+    lowered = [h.strip().lower() for h in header]
+    for choice in choices:
+        if choice in lowered:
+            return lowered.index(choice)
+    return None
+
+
+def _read_table(path: Path, required: dict[str, tuple[str, ...]], optional: dict[str, tuple[str, ...]]):
+    """Numeric columns of a CSV file with a header row, by role (``{"step": (...aliases)}``)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    with path.open(newline="") as f:
+        rows = [r for r in csv.reader(f) if any(cell.strip() for cell in r)]
+    if not rows:
+        raise InvalidCurveError(f"{path}: the file is empty.")
+    header, body = rows[0], rows[1:]
+    found = {role: _column(header, names) for role, names in {**required, **optional}.items()}
+    missing = [role for role in required if found[role] is None]
+    if missing:
+        raise InvalidCurveError(
+            f"{path}: needs a header with column(s) {', '.join(repr(m) for m in missing)}; found {header}."
+        )
+    if not body:
+        raise InvalidCurveError(f"{path}: the file has a header but no data rows.")
+    table = {}
+    for role, c in found.items():
+        if c is None:
+            continue
+        column = np.empty(len(body))
+        for i, row in enumerate(body):
+            try:
+                column[i] = float(row[c])
+            except (ValueError, IndexError):
+                cell = row[c] if c < len(row) else "<missing>"
+                raise InvalidCurveError(
+                    f"{path}: row {i + 2}, column {header[c]!r}: not a number: {cell!r}."
+                ) from None
+        table[role] = column
+    return table
+
+
+def read_csv(
+    path: str | Path,
+    *,
+    schedule: Schedule | str | None = None,
+    warmup: int | None = None,
+    name: str | None = None,
+) -> LossCurve:
+    """Read a loss curve from a CSV file with a header row.
+
+    Columns (case-insensitive): ``step`` (or ``iter``), ``loss`` (or ``train_loss``/``val_loss``)
+    and optionally ``lr``, the learning rate at that step (the format of the Multi-Power Law
+    data). The schedule is ``schedule`` (an :class:`Schedule` or a spec string) when given,
+    otherwise it is rebuilt from the ``lr`` column (see :func:`schedule_from_samples`).
+    """
+    path = Path(path)
+    name = name or path.stem
+    table = _read_table(path, {"step": STEP_COLUMNS, "loss": LOSS_COLUMNS}, {"lr": LR_COLUMNS})
+    if isinstance(schedule, str):
+        schedule = parse_schedule(schedule)
+    if schedule is None:
+        if "lr" not in table:
+            raise InvalidCurveError(
+                f"{path}: no 'lr' column and no schedule given; pass schedule=... "
+                "(CLI: --schedule SPEC) to say which learning rates produced this curve."
+            )
+        schedule = schedule_from_samples(table["step"], table["lr"], warmup=warmup, name=name)
+    return LossCurve(table["step"], table["loss"], schedule, name=name, metadata={"source": str(path)})
+
+
+def read_schedule_csv(path: str | Path, *, warmup: int | None = None) -> Schedule:
+    """A schedule from a CSV file with columns ``step`` and ``lr`` (other columns are ignored)."""
+    path = Path(path)
+    table = _read_table(path, {"step": STEP_COLUMNS, "lr": LR_COLUMNS}, {})
+    return schedule_from_samples(table["step"], table["lr"], warmup=warmup, name=path.stem)
+
+
+def schedule_from_config(config: dict, *, name: str = "config") -> Schedule:
+    """Rebuild the schedule of a run from its tracker config (keys of the llm-baselines trainer).
+
+    Understood: ``scheduler`` ``"wsd"`` (``wsd_fract_decay``, ``decay_type`` linear/sqrt/cosine,
+    ``wsd_final_lr_scale``), ``"cos"`` (to ``cos_final_lr``, or 10% of ``lr`` when it is negative;
+    cosine-shaped warmup) and ``"none"``/``"constant"``; all with ``lr``, ``iterations``,
+    ``warmup_steps``.
+    """
+    missing = [k for k in ("lr", "iterations", "scheduler") if k not in config]
+    if missing:
+        raise InvalidCurveError(f"{name}: config lacks {missing}; cannot rebuild the schedule.")
+    peak, total = float(config["lr"]), int(config["iterations"])
+    warmup = int(config.get("warmup_steps", 0))
+    kind = config["scheduler"]
+    if kind == "wsd":
+        shape = {"linear": "linear", "sqrt": "sqrt", "cosine": "cosine", "exp": "exponential"}.get(
+            config.get("decay_type", "linear")
+        )
+        if shape is None:
+            raise InvalidCurveError(f"{name}: unknown wsd decay_type {config.get('decay_type')!r}.")
+        final = peak * float(config.get("wsd_final_lr_scale", 0.0))
+        return wsd(peak, total, decay_frac=float(config.get("wsd_fract_decay", 0.0)), shape=shape,
+                   final=final, warmup=warmup, name=name)
+    if kind == "cos":
+        final = float(config.get("cos_final_lr", -1))
+        final = 0.1 * peak if final < 0 else final
+        lr = np.array(cosine(peak, total, final=final, warmup=warmup).lr)
+        t = np.arange(min(warmup, total))
+        lr[t] = peak * (1 - np.cos(np.pi * t / max(warmup, 1))) / 2
+        return from_array(lr, name=name)
+    if kind in ("none", "constant"):
+        return constant(peak, total, warmup=warmup, name=name)
+    raise InvalidCurveError(f"{name}: unknown scheduler {kind!r} in config (known: wsd, cos, none).")
+
+
+def _history_series(history: dict, key: str, column: str, path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Sorted, de-duplicated ``(iter, column)`` of one history table, with notes on what was fixed."""
+    table = history.get(key)
+    if not isinstance(table, dict) or "iter" not in table or column not in table:
+        raise InvalidCurveError(f"{path}: history has no '{key}' table with 'iter' and '{column}'.")
+    steps = np.asarray(table["iter"], dtype=float)
+    values = np.asarray(table[column], dtype=float)
+    if steps.shape != values.shape:
+        raise InvalidCurveError(
+            f"{path}: history '{key}' has {steps.size} 'iter' but {values.size} '{column}' entries."
+        )
+    notes = []
+    if np.any(np.diff(steps) < 0):
+        notes.append(f"'{key}' steps were out of order (a resumed run); sorted them")
+    # A resumed run logs the steps after its checkpoint again: the later entries win.
+    unique, last_from_end = np.unique(steps[::-1], return_index=True)
+    kept = values[::-1][last_from_end]
+    if unique.size < steps.size:
+        notes.append(f"dropped {steps.size - unique.size} repeated '{key}' steps (kept the latest of each)")
+    return unique, kept, notes
+
+
+def read_json(
+    path: str | Path,
+    *,
+    series: str = "val",
+    schedule: Schedule | str | None = None,
+    name: str | None = None,
+) -> LossCurve:
+    """Read a run exported from an experiment tracker: ``{"config", "history", ...}``.
+
+    ``history[series]`` holds ``iter`` and ``{series}_loss`` (``series`` is ``"val"`` or
+    ``"train"``). The schedule is ``schedule`` when given, else rebuilt from ``config``
+    (:func:`schedule_from_config`), else from ``history["train"]["train_lr"]``. Fragments are
+    read as they are: steps are sorted and de-duplicated, and what was found (a history that
+    starts late or ends before ``config["iterations"]``) is recorded in ``metadata["notes"]`` and
+    reported by a warning.
+    """
+    path = Path(path)
+    name = name or path.stem
+    if not path.is_file():
+        raise FileNotFoundError(f"no such loss-curve file: {path}")
+    try:
+        record = json.loads(path.read_text() or "null")
+    except json.JSONDecodeError as e:
+        raise InvalidCurveError(f"{path}: not valid JSON ({e}).") from None
+    if not isinstance(record, dict) or "history" not in record:
+        raise InvalidCurveError(f"{path}: expected a JSON object with a 'history' (and 'config').")
+    history, config = record["history"], record.get("config", {})
+    if series not in ("val", "train"):
+        raise ValueError(f"`series` must be 'val' or 'train', got {series!r}.")
+    steps, loss, notes = _history_series(history, series, f"{series}_loss", path)
+    if steps.size == 0:
+        raise InvalidCurveError(f"{path}: history '{series}' is empty.")
+    if isinstance(schedule, str):
+        schedule = parse_schedule(schedule)
+    if schedule is None:
+        if config.get("scheduler") is not None:
+            schedule = schedule_from_config(config, name=name)
+        else:
+            lr_steps, lr, lr_notes = _history_series(history, "train", "train_lr", path)
+            notes += lr_notes
+            schedule = schedule_from_samples(lr_steps, lr, name=name)
+    total = int(config.get("iterations", schedule.total_steps))
+    if steps[0] > 0:
+        notes.append(f"history starts at step {int(steps[0])}")
+    if steps[-1] < total - max(np.median(np.diff(steps)) if steps.size > 1 else 0, 1):
+        notes.append(f"history ends at step {int(steps[-1])} of {total}")
+    beyond = steps > schedule.total_steps
+    if beyond.any():
+        notes.append(f"dropped {int(beyond.sum())} points after the schedule's {schedule.total_steps} steps")
+        steps, loss = steps[~beyond], loss[~beyond]
+    if notes:
+        warnings.warn(f"{path.name}: " + "; ".join(notes) + ".", stacklevel=2)
+    metadata = {"source": str(path), "config": config, "series": series, "notes": notes}
+    return LossCurve(steps, loss, schedule, name=name, metadata=metadata)
+
+
+def read_curve(path: str | Path, **kwargs) -> LossCurve:
+    """Read a loss curve, choosing the reader from the file extension (``.csv``, ``.json``)."""
+    path = Path(path)
+    readers = {".csv": read_csv, ".json": read_json}
+    reader = readers.get(path.suffix.lower())
+    if reader is None:
+        raise InvalidCurveError(
+            f"{path}: unknown file format {path.suffix or '(no extension)'!r}; "
+            f"readable formats: {', '.join(sorted(readers))}."
+        )
+    return reader(path, **kwargs)
+
+
+def write_csv(path: str | Path, steps, loss, lr) -> None:
+    """Write columns ``step,lr,loss``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["step", "lr", "loss"])
+        for s, r, l in zip(np.asarray(steps), np.asarray(lr), np.asarray(loss)):
+            writer.writerow([int(s), f"{float(r):.10g}", f"{float(l):.10g}"])

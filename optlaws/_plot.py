@@ -1,0 +1,79 @@
+"""Figures: predicted beside observed loss curves, their relative error, and the schedules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ._curves import LossCurve
+from ._predict import Prediction
+
+__all__ = ["plot_curves"]
+
+
+def plot_curves(
+    predictions: Sequence[Prediction],
+    observed: Sequence[LossCurve] = (),
+    *,
+    path: str | Path | None = None,
+    title: str | None = None,
+):
+    """Plot predictions (lines) over observed curves (dots) of the same name.
+
+    Panels: loss, relative error of each prediction against the observed curve of the same name
+    (when there is one), learning-rate schedule. Returns the matplotlib figure; saves it when
+    ``path`` is given.
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    by_name = {c.name: c for c in observed}
+    has_errors = any(p.name in by_name for p in predictions)
+    rows = 3 if has_errors else 2
+    fig, axes = plt.subplots(rows, 1, figsize=(9, 3.2 * rows), sharex=True,
+                             gridspec_kw={"height_ratios": [3, 1.5, 1][:rows] if has_errors else [3, 1]})
+    loss_ax, lr_ax = axes[0], axes[-1]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    finite_losses = []
+    for i, pred in enumerate(predictions):
+        color = colors[i % len(colors)]
+        loss_ax.plot(pred.steps, pred.loss, color=color, lw=1.5, label=f"{pred.name} (predicted)")
+        lr_ax.plot(pred.steps, pred.lr, color=color, lw=1)
+        finite_losses.append(pred.loss[np.isfinite(pred.loss)])
+        curve = by_name.get(pred.name)
+        if curve is not None:
+            loss_ax.plot(curve.steps, curve.loss, ".", ms=2.5, color=color, alpha=0.6,
+                         label=f"{pred.name} (observed)")
+            finite_losses.append(curve.loss)
+            predicted_at = np.interp(curve.steps, pred.steps, pred.loss)
+            axes[1].plot(curve.steps, 100 * (predicted_at - curve.loss) / curve.loss, color=color, lw=1)
+    for c in observed:
+        if all(p.name != c.name for p in predictions):
+            loss_ax.plot(c.steps, c.loss, ".", ms=2.5, color="0.5", label=f"{c.name} (observed)")
+    values = np.concatenate(finite_losses) if finite_losses else np.array([1.0])
+    if values.size:
+        low, high = np.percentile(values, [0, 97])
+        loss_ax.set_ylim(low - 0.02 * (high - low), high + 0.05 * (high - low))
+    loss_ax.set_ylabel("loss")
+    loss_ax.legend(fontsize=7, ncol=2)
+    loss_ax.grid(alpha=0.3)
+    if has_errors:
+        axes[1].axhline(0, color="k", lw=0.8)
+        axes[1].set_ylabel("rel. error %")
+        axes[1].grid(alpha=0.3)
+    lr_ax.set_ylabel("learning rate")
+    lr_ax.set_xlabel("step")
+    lr_ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig

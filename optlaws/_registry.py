@@ -1,0 +1,28 @@
+"""Models by name, for the command line and the FITTED.json format."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ._model import AbstractLossModel
+from ._sde.models import AdamModel, SGDModel
+from ._sde.spectrum import DiscreteSpectrum, PowerLawSpectrum
+
+__all__ = ["MODELS", "make_model", "serializable_classes"]
+
+MODELS: dict[str, Callable[..., AbstractLossModel]] = {
+    "sde-adam": AdamModel,
+    "sde-sgd": SGDModel,
+}
+
+
+def make_model(name: str, **options) -> AbstractLossModel:
+    """A model by its command-line name, e.g. ``make_model("sde-adam", weight_decay=0.1)``."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}.")
+    return MODELS[name](**options)
+
+
+def serializable_classes() -> dict[str, type]:
+    classes = [*MODELS.values(), PowerLawSpectrum, DiscreteSpectrum]
+    return {cls.__name__: cls for cls in classes}

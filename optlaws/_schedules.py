@@ -1,0 +1,381 @@
+"""Learning-rate schedules as per-step arrays.
+
+A schedule is the array ``lr`` of length ``T``: ``lr[t]`` is the learning rate of update ``t``
+(``t = 0 .. T-1``). Every builder here is written with ``jax.numpy`` so that the continuous
+arguments (``peak``, ``final``, ``decay_frac``, ``warmup``, ...) may be traced: a family of
+schedules is one ``jax.vmap`` over a builder. ``total`` fixes the array length and must be a
+Python ``int``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float
+
+__all__ = [
+    "Schedule",
+    "concatenate",
+    "constant",
+    "cosine",
+    "cyclic",
+    "from_array",
+    "from_optax",
+    "inverse_sqrt",
+    "linear",
+    "parse_schedule",
+    "step_decay",
+    "wsd",
+]
+
+DECAY_SHAPES = ("linear", "cosine", "sqrt", "exponential")
+
+
+class Schedule(eqx.Module):
+    """A learning-rate schedule: one learning rate per update.
+
+    Attributes:
+        lr: array of shape ``(T,)``; ``lr[t]`` is the learning rate of update ``t``.
+        name: a label used in tables, plots and file names.
+
+    Example:
+        >>> import optlaws
+        >>> s = optlaws.wsd(3e-4, 24000, warmup=2160, decay_frac=0.2, final=3e-5)
+        >>> s.total_steps, float(s.lr[10000])
+        (24000, 0.0003)
+    """
+
+    lr: Float[Array, " T"]
+    name: str = eqx.field(static=True, default="")
+
+    def __check_init__(self):
+        if self.lr.ndim != 1:
+            raise ValueError(f"Schedule.lr must be one-dimensional, got shape {self.lr.shape}.")
+        if self.lr.shape[0] == 0:
+            raise ValueError("Schedule.lr is empty: a schedule needs at least one step.")
+        if not isinstance(self.lr, jax.core.Tracer):
+            values = np.asarray(self.lr)
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise ValueError(
+                    f"Schedule {self.name!r}: learning rate is not finite at step {int(np.argmax(bad))}."
+                )
+            if (values < 0).any():
+                step = int(np.argmax(values < 0))
+                raise ValueError(
+                    f"Schedule {self.name!r}: learning rate is negative ({values[step]:g}) at step {step}."
+                )
+
+    @property
+    def total_steps(self) -> int:
+        """Number of updates ``T``."""
+        return self.lr.shape[0]
+
+    @property
+    def peak(self) -> float:
+        """Largest learning rate of the schedule."""
+        return float(jnp.max(self.lr))
+
+    def __add__(self, other: Schedule) -> Schedule:
+        """Continue training: ``a + b`` runs ``a`` then ``b``."""
+        return concatenate(self, other)
+
+
+def _as_schedule(lr: Array, name: str) -> Schedule:
+    return Schedule(lr=lr, name=name)
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer number of steps, got {value!r}.")
+    return int(value)
+
+
+def _check_concrete(name: str, value: Any, *, low: float = 0.0, high: float = math.inf):
+    """Range-check a scalar argument when it is concrete (tracers pass through unchecked)."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    array = np.asarray(value, dtype=float)
+    if array.shape != ():
+        raise ValueError(f"`{name}` must be a scalar, got shape {array.shape}.")
+    if not np.isfinite(array) or not (low <= array <= high):
+        raise ValueError(f"`{name}` must lie in [{low:g}, {high:g}], got {float(array)!r}.")
+
+
+def _steps(total: int) -> Float[Array, " T"]:
+    return jnp.arange(total, dtype=float)
+
+
+def _with_warmup(lr: Array, peak: ArrayLike, warmup: ArrayLike, total: int) -> Array:
+    """Linear warmup ``lr[t] = peak * t / warmup`` for ``t < warmup`` (optax's convention)."""
+    _check_concrete("warmup", warmup, high=total - 1)
+    t = _steps(total)
+    ramp = peak * t / jnp.maximum(warmup, 1)
+    return jnp.where(t < warmup, ramp, lr)
+
+
+def _progress(start: ArrayLike, total: int) -> Array:
+    """Fraction of the phase ``[start, total)`` completed at each step, clipped to [0, 1]."""
+    t = _steps(total)
+    return jnp.clip((t - start) / jnp.maximum(total - start, 1), 0.0, 1.0)
+
+
+def _decay(x: Array, peak: ArrayLike, final: ArrayLike, shape: str) -> Array:
+    """LR at decay progress ``x`` in [0, 1] going from ``peak`` to ``final``."""
+    if shape == "linear":
+        return peak + (final - peak) * x
+    if shape == "cosine":
+        return final + 0.5 * (peak - final) * (1 + jnp.cos(jnp.pi * x))
+    if shape == "sqrt":
+        return peak - (peak - final) * jnp.sqrt(x)
+    if shape == "exponential":
+        if not isinstance(final, jax.core.Tracer) and float(final) <= 0:
+            raise ValueError("`final` must be positive for shape='exponential' (geometric decay).")
+        return peak * (final / peak) ** x
+    raise ValueError(f"`shape` must be one of {DECAY_SHAPES}, got {shape!r}.")
+
+
+def constant(peak: ArrayLike, total: int, *, warmup: ArrayLike = 0, name: str | None = None) -> Schedule:
+    """Constant learning rate ``peak`` after a linear warmup of ``warmup`` steps."""
+    total = _check_positive_int("total", total)
+    _check_concrete("peak", peak)
+    lr = jnp.full((total,), peak, dtype=float)
+    return _as_schedule(_with_warmup(lr, peak, warmup, total), name or f"constant_{total}")
+
+
+def cosine(
+    peak: ArrayLike,
+    total: int,
+    *,
+    final: ArrayLike = 0.0,
+    warmup: ArrayLike = 0,
+    name: str | None = None,
+) -> Schedule:
+    """Cosine decay from ``peak`` (end of warmup) to ``final`` (at step ``total``).
+
+    ``lr[t] = final + (peak - final) (1 + cos(pi x)) / 2`` with ``x = (t - warmup) / (total - warmup)``.
+    """
+    total = _check_positive_int("total", total)
+    _check_concrete("peak", peak)
+    _check_concrete("final", final)
+    lr = _decay(_progress(warmup, total), peak, final, "cosine")
+    return _as_schedule(_with_warmup(lr, peak, warmup, total), name or f"cosine_{total}")
+
+
+def linear(
+    peak: ArrayLike,
+    total: int,
+    *,
+    final: ArrayLike = 0.0,
+    warmup: ArrayLike = 0,
+    name: str | None = None,
+) -> Schedule:
+    """Linear decay from ``peak`` (end of warmup) to ``final`` (at step ``total``)."""
+    total = _check_positive_int("total", total)
+    _check_concrete("peak", peak)
+    _check_concrete("final", final)
+    lr = _decay(_progress(warmup, total), peak, final, "linear")
+    return _as_schedule(_with_warmup(lr, peak, warmup, total), name or f"linear_{total}")
+
+
+def wsd(
+    peak: ArrayLike,
+    total: int,
+    *,
+    decay_frac: ArrayLike = 0.2,
+    shape: str = "linear",
+    final: ArrayLike = 0.0,
+    warmup: ArrayLike = 0,
+    name: str | None = None,
+) -> Schedule:
+    """Warmup-stable-decay: ``peak`` until the last ``decay_frac * total`` steps, then a cooldown.
+
+    The cooldown goes from ``peak`` to ``final`` with progress ``x = (t - d) / (total - d)``,
+    ``d = total - round(decay_frac * total)``, in one of the shapes
+
+    - ``"linear"``: ``peak + (final - peak) x``
+    - ``"cosine"``: ``final + (peak - final) (1 + cos(pi x)) / 2``
+    - ``"sqrt"`` (1-sqrt): ``peak - (peak - final) sqrt(x)``
+    - ``"exponential"`` (geometric): ``peak (final / peak)^x``, needs ``final > 0``.
+    """
+    total = _check_positive_int("total", total)
+    _check_concrete("peak", peak)
+    _check_concrete("final", final)
+    _check_concrete("decay_frac", decay_frac, high=1.0)
+    if shape not in DECAY_SHAPES:
+        raise ValueError(f"`shape` must be one of {DECAY_SHAPES}, got {shape!r}.")
+    start = total - jnp.round(decay_frac * total)
+    lr = _decay(_progress(start, total), peak, final, shape)
+    lr = jnp.where(_steps(total) < start, peak, lr)
+    return _as_schedule(_with_warmup(lr, peak, warmup, total), name or f"wsd_{shape}_{total}")
+
+
+def step_decay(
+    peak: ArrayLike,
+    total: int,
+    *,
+    milestones: Sequence[float] = (0.8, 0.9),
+    factor: ArrayLike = 10**-0.5,
+    warmup: ArrayLike = 0,
+    name: str | None = None,
+) -> Schedule:
+    """Multi-step decay: multiply by ``factor`` at each milestone (a fraction of ``total``).
+
+    The default is the "8-1-1" schedule of DeepSeek LLM: ``x 1/sqrt(10)`` at 80% and at 90%.
+    """
+    total = _check_positive_int("total", total)
+    _check_concrete("peak", peak)
+    _check_concrete("factor", factor, high=1.0)
+    for m in milestones:
+        _check_concrete("milestones", m, high=1.0)
+    t = _steps(total)
+    passed = sum((t >= jnp.round(m * total)).astype(float) for m in milestones)
+    lr = peak * factor**passed
+    return _as_schedule(_with_warmup(lr, peak, warmup, total), name or f"step_{total}")
+
+
+def inverse_sqrt(
+    peak: ArrayLike,
+    total: int,
+    *,
+    warmup: ArrayLike = 0,
+    timescale: ArrayLike | None = None,
+    name: str | None = None,
+) -> Schedule:
+    """Inverse square root: ``peak * sqrt(timescale / t)`` for ``t >= timescale``.
+
+    ``timescale`` defaults to ``warmup`` (or 1 without warmup), the usual Transformer schedule.
+    """
+    total = _check_positive_int("total", total)
+    _check_concrete("peak", peak)
+    timescale = jnp.maximum(warmup, 1) if timescale is None else timescale
+    _check_concrete("timescale", timescale, low=1.0)
+    t = _steps(total)
+    lr = peak * jnp.sqrt(timescale / jnp.maximum(t, timescale))
+    return _as_schedule(_with_warmup(lr, peak, warmup, total), name or f"inverse_sqrt_{total}")
+
+
+def cyclic(
+    peak: ArrayLike,
+    total: int,
+    *,
+    period: int,
+    final: ArrayLike = 0.0,
+    shape: str = "cosine",
+    warmup: ArrayLike = 0,
+    name: str | None = None,
+) -> Schedule:
+    """Decay to ``final`` and re-warm to ``peak`` every ``period`` steps (SGDR-style restarts)."""
+    total = _check_positive_int("total", total)
+    period = _check_positive_int("period", period)
+    _check_concrete("peak", peak)
+    _check_concrete("final", final)
+    t = _steps(total)
+    x = jnp.mod(jnp.maximum(t - warmup, 0), period) / period
+    lr = _decay(x, peak, final, shape)
+    return _as_schedule(_with_warmup(lr, peak, warmup, total), name or f"cyclic_{total}")
+
+
+def from_array(lr: ArrayLike, *, name: str = "array") -> Schedule:
+    """A schedule from any array of per-step learning rates."""
+    array = jnp.asarray(lr, dtype=float)
+    return Schedule(lr=array, name=name)
+
+
+def from_optax(fn: Callable[[Array], Array], total: int, *, name: str = "optax") -> Schedule:
+    """Evaluate an optax schedule (a callable ``step -> lr``) at steps ``0 .. total-1``."""
+    total = _check_positive_int("total", total)
+    if not callable(fn):
+        raise TypeError(f"`fn` must be a callable step -> learning rate, got {type(fn).__name__}.")
+    lr = jax.vmap(fn)(jnp.arange(total))
+    return Schedule(lr=jnp.asarray(lr, dtype=float), name=name)
+
+
+def concatenate(*schedules: Schedule, name: str | None = None) -> Schedule:
+    """Run schedules one after another (continued training, re-warming, multi-phase runs)."""
+    if not schedules:
+        raise ValueError("concatenate needs at least one schedule.")
+    for s in schedules:
+        if not isinstance(s, Schedule):
+            raise TypeError(f"concatenate takes Schedule objects, got {type(s).__name__}.")
+    lr = jnp.concatenate([s.lr for s in schedules])
+    return Schedule(lr=lr, name=name or "+".join(s.name for s in schedules))
+
+
+_BUILDERS: dict[str, Callable[..., Schedule]] = {
+    "constant": constant,
+    "cosine": cosine,
+    "linear": linear,
+    "wsd": wsd,
+    "step": step_decay,
+    "inverse_sqrt": inverse_sqrt,
+    "cyclic": cyclic,
+}
+_INT_KEYS = {"total", "period"}
+_STR_KEYS = {"shape", "name"}
+
+
+def _parse_value(key: str, text: str) -> Any:
+    if key in _STR_KEYS:
+        return text
+    try:
+        if "/" in text:
+            return tuple(float(v) for v in text.split("/"))
+        if key in _INT_KEYS:
+            return int(float(text))
+        return float(text)
+    except ValueError:
+        raise ValueError(f"schedule spec: value of `{key}` is not a number: {text!r}.") from None
+
+
+def _parse_one(spec: str) -> Schedule:
+    kind, _, args = spec.strip().partition(":")
+    kind = kind.strip()
+    if kind not in _BUILDERS:
+        raise ValueError(
+            f"schedule spec: unknown schedule {kind!r}; known: {', '.join(sorted(_BUILDERS))}."
+        )
+    kwargs: dict[str, Any] = {}
+    for item in filter(None, (a.strip() for a in args.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"schedule spec: expected key=value, got {item!r} in {spec!r}.")
+        kwargs[key.strip()] = _parse_value(key.strip(), value.strip())
+    if "warmup" in kwargs:
+        kwargs["warmup"] = int(kwargs["warmup"])
+    for required in ("peak", "total"):
+        if required not in kwargs:
+            raise ValueError(f"schedule spec {spec!r}: missing `{required}`.")
+    peak = kwargs.pop("peak")
+    total = kwargs.pop("total")
+    try:
+        return _BUILDERS[kind](peak, total, **kwargs)
+    except TypeError as e:
+        raise ValueError(f"schedule spec {spec!r}: {e}") from None
+
+
+def parse_schedule(spec: str) -> Schedule:
+    """Build a schedule from a compact text spec, as used on the command line.
+
+    Grammar: ``NAME:key=value,key=value`` with ``NAME`` one of ``constant``, ``cosine``,
+    ``linear``, ``wsd``, ``step``, ``inverse_sqrt``, ``cyclic`` and keys the builder's
+    arguments (lists separated by ``/``). Phases joined by ``+`` run one after another.
+
+    Example:
+        >>> s = parse_schedule("wsd:peak=3e-4,warmup=2160,total=24000,decay_frac=0.2,shape=linear,final=3e-5")
+        >>> s.total_steps
+        24000
+        >>> two_phase = parse_schedule("constant:peak=3e-4,total=8000,warmup=2160+constant:peak=3e-5,total=8000")
+        >>> two_phase.total_steps
+        16000
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError("schedule spec is empty.")
+    phases = [_parse_one(p) for p in spec.split("+")]
+    return phases[0] if len(phases) == 1 else concatenate(*phases)

@@ -1,0 +1,301 @@
+"""SDE models of SGD and Adam on a spectral noisy-quadratic landscape."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import ClassVar
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float
+
+from .._model import AbstractLossModel, Parameter
+from .dynamics import heavy_ball_equilibrium_factor, heavy_ball_log_contraction
+from .segments import DEFAULT_BLOCK, integrate, make_plan
+from .spectrum import AbstractSpectrum, PowerLawSpectrum
+
+__all__ = ["AbstractSDEModel", "AdamModel", "SGDModel"]
+
+DYNAMICS = ("discrete", "sde")
+# Structural defaults, calibrated on the independent 124M Llama runs of Schaipp et al.
+# (benchmarks/calibrate.py): shape of the noise spectrum and the starting weight norm.
+DEFAULT_NOISE_EXPONENT = 0.0
+DEFAULT_NORM_INIT = 0.45
+
+
+class AbstractSDEModel(AbstractLossModel):
+    r"""Expected loss from the exact moment equations of a spectral noisy-quadratic SDE.
+
+    Mode ``k`` (curvature ``h_k``, see :class:`PowerLawSpectrum`) carries a signal loss that
+    decays and a noise loss that relaxes toward its stationary value:
+
+        signal_k <- rho_k^n signal_k
+        noise_k  <- e_k + rho_k^n (noise_k - e_k),     e_k = lr_eff * noise_weight_k * q_k
+
+    over ``n`` updates at constant learning rate, where ``rho_k`` and ``q_k`` are the optimizer's
+    exact per-step contraction and stationary factor (:mod:`optlaws._sde.dynamics`) and the loss is
+    ``L = loss_inf + sum_k signal_k + noise_k``. With ``dynamics="sde"`` the continuous-time limit
+    ``rho = exp(-2 lr_eff h)``, ``q = 1`` is used: the moments of
+
+        d theta_k = -lr_eff h_k theta_k dt + lr_eff sqrt(4 noise_k) dW_k.
+
+    Decoupled weight decay ``lambda`` moves the weight norm, and with it the effective learning
+    rate of scale-invariant weights: ``z`` (the squared norm, or its square for SGD, relative to
+    its equilibrium at ``reference_lr``) relaxes as ``z <- r + (z - r) exp(-2 c lr lambda n)`` with
+    ``r = lr / reference_lr``, and ``lr_eff = lr * batch_factor / sqrt(z)``. At equilibrium
+    ``lr_eff`` grows like ``sqrt(lr)``; early in training the norm is still moving, so the noise
+    floor per unit LR falls as training proceeds. ``norm_init`` is ``z`` at step 0.
+    """
+
+    spectrum: AbstractSpectrum
+    loss_inf: Float[Array, ""]
+    norm_init: Float[Array, ""]
+    weight_decay: Float[Array, ""]
+    batch_size: Float[Array, ""]
+    reference_batch_size: Float[Array, ""]
+    reference_lr: Float[Array, ""]
+    block: int = eqx.field(static=True)
+    dynamics: str = eqx.field(static=True)
+
+    default_free: ClassVar[tuple[str, ...]] = (
+        "loss_inf",
+        "signal_amplitude",
+        "signal_exponent",
+        "noise_amplitude",
+    )
+    norm_power: ClassVar[float]
+
+    def __check_init__(self):
+        if self.dynamics not in DYNAMICS:
+            raise ValueError(f"`dynamics` must be one of {DYNAMICS}, got {self.dynamics!r}.")
+        if self.block < 1:
+            raise ValueError(f"`block` must be a positive number of steps, got {self.block}.")
+        for name in ("batch_size", "reference_batch_size", "reference_lr"):
+            value = getattr(self, name)
+            if not isinstance(value, jnp.ndarray) or value.ndim != 0:
+                continue
+            if not np.isfinite(float(value)) or float(value) <= 0:
+                raise ValueError(f"`{name}` must be positive, got {float(value)!r}.")
+
+    @abc.abstractmethod
+    def _heavy_ball(self, lr_eff: Array) -> tuple[Array, Array]:
+        """Step size ``alpha`` and momentum ``mu`` of the equivalent heavy-ball update."""
+
+    @abc.abstractmethod
+    def _batch_lr_factor(self) -> Array:
+        """Factor on the learning rate from running at ``batch_size`` instead of the reference."""
+
+    def parameters(self) -> dict[str, Parameter]:
+        spectrum = {
+            name: Parameter("spectrum." + p.path, p.positive, p.doc)
+            for name, p in self.spectrum.parameters().items()
+        }
+        return {
+            "loss_inf": Parameter("loss_inf", True, "irreducible loss L_inf"),
+            **spectrum,
+            "norm_init": Parameter("norm_init", True, "initial weight norm relative to equilibrium"),
+        }
+
+    def _segment_step(self, state, lr, n):
+        signal, noise, norm = state
+        h = self.spectrum.curvatures
+        lr_eff = lr * self._batch_lr_factor() / jnp.sqrt(norm)
+        alpha, mu = self._heavy_ball(lr_eff)
+        x = alpha * h
+        if self.dynamics == "discrete":
+            log_rho = heavy_ball_log_contraction(x, mu)
+            q = heavy_ball_equilibrium_factor(x, mu)
+        else:
+            log_rho = -2.0 * x / (1.0 - mu)
+            q = 1.0
+        decay = jnp.exp(n * log_rho)
+        noise_scale = self.reference_batch_size / self.batch_size
+        stationary = alpha / (1.0 - mu) * self.spectrum.noise() * noise_scale * q
+        signal = signal * decay
+        noise = stationary + (noise - stationary) * decay
+        norm_target = lr / self.reference_lr
+        norm = norm_target + (norm - norm_target) * jnp.exp(
+            -2.0 * self.norm_power * lr * self.weight_decay * n
+        )
+        return signal, noise, norm
+
+    def _initial_state(self):
+        signal = self.spectrum.signal()
+        return signal, jnp.zeros_like(signal), jnp.asarray(self.norm_init, dtype=signal.dtype)
+
+    def loss(self, lr: Float[ArrayLike, " T"], steps) -> Float[Array, " n"]:
+        lr = jnp.asarray(lr, dtype=float)
+        plan = make_plan(lr.shape[0], steps, self.block)
+
+        def observe(state):
+            signal, noise, _ = state
+            return self.loss_inf + jnp.sum(signal) + jnp.sum(noise)
+
+        return integrate(self._segment_step, self._initial_state(), lr, plan, observe)
+
+    def effective_lr(self, lr: Float[ArrayLike, " T"]) -> Float[Array, " T"]:
+        """Per-step effective learning rate ``lr * batch_factor / sqrt(z)`` (weight-norm dynamics)."""
+        lr = jnp.asarray(lr, dtype=float)
+        plan = make_plan(lr.shape[0], np.arange(lr.shape[0]), 1)
+        norms = integrate(
+            self._segment_step, self._initial_state(), lr, plan, lambda state: state[2]
+        )
+        return lr * self._batch_lr_factor() / jnp.sqrt(norms)
+
+    def initial_guess(self, curves: Sequence) -> AbstractSDEModel:
+        """Re-grid the spectrum at the curves' peak LR and set scales from the data."""
+        peak = max(float(np.max(np.asarray(c.schedule.lr))) for c in curves)
+        low = min(float(np.min(c.loss)) for c in curves)
+        first = max(curves, key=lambda c: float(c.loss[0]))
+        cumulative = float(np.sum(np.asarray(first.schedule.lr)[: first.steps[0]])) or peak
+        loss_inf = 0.85 * low
+        alpha = 0.5
+        spectrum = self.spectrum
+        if isinstance(spectrum, PowerLawSpectrum):
+            spectrum = PowerLawSpectrum(
+                signal_amplitude=max(first.loss[0] - low, 0.05 * low) * cumulative**alpha,
+                signal_exponent=alpha,
+                noise_amplitude=0.3 * (low - loss_inf) / peak,
+                noise_exponent=spectrum.noise_exponent,
+                noise_cutoff=spectrum.noise_cutoff,
+                reference_lr=peak,
+                num_modes=spectrum.curvatures.shape[0],
+            )
+        return eqx.tree_at(
+            lambda m: (m.spectrum, m.loss_inf, m.reference_lr),
+            self,
+            (spectrum, jnp.asarray(loss_inf, dtype=float), jnp.asarray(peak, dtype=float)),
+        )
+
+
+def _scalar(value: ArrayLike) -> Array:
+    return jnp.asarray(value, dtype=float)
+
+
+class SGDModel(AbstractSDEModel):
+    r"""Minibatch SGD with heavy-ball momentum (optax ``sgd(lr, momentum)``) on the landscape.
+
+    Update: ``v <- momentum * v + g``, ``theta <- theta - lr * v`` with ``g`` the minibatch
+    gradient, whose noise variance in mode ``k`` is ``sigma_k^2 / B``. The SDE is
+
+        d theta_k = -lr/(1-momentum) h_k theta_k dt + lr/(1-momentum) sqrt(sigma_k^2 / B) dW_k,
+
+    the noise floor of a mode is ``lr/(1 - momentum) sigma_k^2 / (4 B)`` (so it scales as
+    ``1 / batch_size``) and the stability edge is ``lr h = 2 (1 + momentum)``.
+    Weight decay acts on the squared norm's square (``c = 2`` in :class:`AbstractSDEModel`).
+
+    Example:
+        >>> import optlaws
+        >>> model = optlaws.SGDModel(momentum=0.9)
+        >>> lr = optlaws.cosine(0.1, 1000, warmup=50).lr
+        >>> model.loss(lr, [100, 1000]).shape
+        (2,)
+    """
+
+    momentum: Float[Array, ""]
+    norm_power: ClassVar[float] = 2.0
+
+    def __init__(
+        self,
+        *,
+        spectrum: AbstractSpectrum | None = None,
+        loss_inf: ArrayLike = 1.0,
+        momentum: ArrayLike = 0.0,
+        weight_decay: ArrayLike = 0.0,
+        batch_size: ArrayLike = 1.0,
+        reference_batch_size: ArrayLike | None = None,
+        norm_init: ArrayLike = 1.0,
+        reference_lr: ArrayLike = 0.1,
+        block: int = DEFAULT_BLOCK,
+        dynamics: str = "discrete",
+    ):
+        if not 0 <= float(momentum) < 1:
+            raise ValueError(f"`momentum` must lie in [0, 1), got {momentum!r}.")
+        self.spectrum = spectrum if spectrum is not None else PowerLawSpectrum(reference_lr=float(reference_lr))
+        self.loss_inf = _scalar(loss_inf)
+        self.momentum = _scalar(momentum)
+        self.weight_decay = _scalar(weight_decay)
+        self.batch_size = _scalar(batch_size)
+        self.reference_batch_size = _scalar(batch_size if reference_batch_size is None else reference_batch_size)
+        self.norm_init = _scalar(norm_init)
+        self.reference_lr = _scalar(reference_lr)
+        self.block = int(block)
+        self.dynamics = dynamics
+
+    def _heavy_ball(self, lr_eff):
+        return lr_eff, self.momentum
+
+    def _batch_lr_factor(self):
+        return jnp.asarray(1.0)
+
+
+class AdamModel(AbstractSDEModel):
+    r"""Adam / AdamW as a preconditioned SDE (Malladi et al., 2022) on the landscape.
+
+    Update: ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
+    ``theta <- theta - lr (m_hat / (sqrt(v_hat) + eps) + weight_decay * theta)``.
+    Where gradient noise dominates, ``v_k ~ sigma_k^2 / B``: Adam is heavy ball with step
+    ``lr (1 - b1)`` and momentum ``b1`` in preconditioned coordinates ``h~_k = h_k / sqrt(v_k)``,
+    whose noise has unit variance per coordinate. Hence:
+
+    - curvatures here are preconditioned, and scale as ``sqrt(B)``; the noise floor of a mode is
+      ``lr * noise_k * B_ref / B`` in units where ``lr_eff = lr sqrt(B / B_ref)``: learning rate
+      and batch size trade as ``lr ~ sqrt(B)`` (the square-root scaling rule);
+    - ``b1`` sets the per-step contraction (at most ``b1`` per step once a mode is under-damped)
+      and the stability edge ``lr h~ = 2 (1 + b1) / (1 - b1)``;
+    - ``b2`` and ``eps`` only fix the preconditioner, absorbed into the fitted curvatures: they
+      matter when building a model of a known problem (``LeastSquaresProblem.adam_model``).
+
+    Decoupled weight decay enters through the weight-norm dynamics of
+    :class:`AbstractSDEModel` (``c = 1``); ``norm_init`` defaults to the value calibrated on the
+    124M runs of Schaipp et al. (see ``benchmarks/calibrate.py``).
+
+    Example:
+        >>> import optlaws
+        >>> model = optlaws.AdamModel(weight_decay=0.1, reference_lr=3e-4)
+        >>> lr = optlaws.wsd(3e-4, 24000, warmup=2160, decay_frac=0.2).lr
+        >>> model.loss(lr, [8000, 24000]).shape
+        (2,)
+    """
+
+    b1: Float[Array, ""]
+    norm_power: ClassVar[float] = 1.0
+
+    def __init__(
+        self,
+        *,
+        spectrum: AbstractSpectrum | None = None,
+        loss_inf: ArrayLike = 2.0,
+        b1: ArrayLike = 0.9,
+        weight_decay: ArrayLike = 0.1,
+        batch_size: ArrayLike = 1.0,
+        reference_batch_size: ArrayLike | None = None,
+        norm_init: ArrayLike = DEFAULT_NORM_INIT,
+        reference_lr: ArrayLike = 1e-3,
+        block: int = DEFAULT_BLOCK,
+        dynamics: str = "discrete",
+    ):
+        if not 0 <= float(b1) < 1:
+            raise ValueError(f"`b1` must lie in [0, 1), got {b1!r}.")
+        if spectrum is None:
+            spectrum = PowerLawSpectrum(
+                noise_exponent=DEFAULT_NOISE_EXPONENT, reference_lr=float(reference_lr)
+            )
+        self.spectrum = spectrum
+        self.loss_inf = _scalar(loss_inf)
+        self.b1 = _scalar(b1)
+        self.weight_decay = _scalar(weight_decay)
+        self.batch_size = _scalar(batch_size)
+        self.reference_batch_size = _scalar(batch_size if reference_batch_size is None else reference_batch_size)
+        self.norm_init = _scalar(norm_init)
+        self.reference_lr = _scalar(reference_lr)
+        self.block = int(block)
+        self.dynamics = dynamics
+
+    def _heavy_ball(self, lr_eff):
+        return lr_eff * (1.0 - self.b1), self.b1
+
+    def _batch_lr_factor(self):
+        return jnp.sqrt(self.batch_size / self.reference_batch_size)

@@ -1,0 +1,91 @@
+"""Sample paths of the SDE behind a moment model, solved with diffrax.
+
+For every mode ``k`` (curvature ``h_k``, noise weight ``w_k``)
+
+    d theta_k = -r(t) h_k theta_k dt + r(t) sqrt(4 w_k) dW_k,   L = L_inf + sum_k h_k theta_k^2 / 2,
+
+with ``r(t)`` the model's small-step effective learning rate of update ``floor(t)`` (time is
+counted in updates) and ``theta_k(0) = sqrt(2 signal_k / h_k)``. Euler-Maruyama with ``dt = 1``
+is exactly minibatch SGD with Gaussian gradient noise, so its mean loss is the model's
+``dynamics="discrete"`` prediction without momentum; as ``dt -> 0`` it tends to the continuous SDE,
+whose mean is the ``dynamics="sde"`` prediction. Paths give the spread of the loss across seeds.
+"""
+
+from __future__ import annotations
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import lineax
+import numpy as np
+from jaxtyping import Array
+
+from .._schedules import Schedule, from_array
+from .models import AbstractSDEModel
+
+__all__ = ["sample_paths"]
+
+
+def sample_paths(
+    model: AbstractSDEModel,
+    schedule: Schedule | Array,
+    steps,
+    *,
+    num_paths: int = 256,
+    key: int | Array = 0,
+    dt: float = 1.0,
+    solver: diffrax.AbstractSolver | None = None,
+) -> np.ndarray:
+    """Loss along ``num_paths`` independent paths, at ``steps``; shape ``(num_paths, len(steps))``.
+
+    Args:
+        model: an SDE model (its spectrum, optimizer and weight-norm dynamics).
+        schedule: a :class:`Schedule` or per-step learning rates.
+        steps: steps at which to record the loss (each in ``[0, T]``).
+        num_paths: number of Brownian paths (vmapped).
+        key: PRNG seed or key.
+        dt: solver step in units of updates.
+        solver: a diffrax SDE solver (default Euler-Maruyama, ``diffrax.Euler()``).
+    """
+    if not isinstance(schedule, Schedule):
+        schedule = from_array(schedule)
+    if num_paths < 1:
+        raise ValueError(f"`num_paths` must be positive, got {num_paths}.")
+    if not dt > 0:
+        raise ValueError(f"`dt` must be positive, got {dt!r}.")
+    steps = np.asarray(steps, dtype=float)
+    total = schedule.total_steps
+    if steps.min() < 0 or steps.max() > total:
+        raise ValueError(f"`steps` must lie in [0, {total}].")
+    key = jax.random.PRNGKey(key) if isinstance(key, int) else key
+    solver = diffrax.Euler() if solver is None else solver
+
+    h = model.spectrum.curvatures
+    noise = model.spectrum.noise() * model.reference_batch_size / model.batch_size
+    alpha, mu = model._heavy_ball(model.effective_lr(schedule.lr))
+    rate = alpha / (1.0 - mu)
+    theta0 = jnp.sqrt(2.0 * model.spectrum.signal() / h)
+
+    def rate_at(t):
+        return rate[jnp.clip(jnp.floor(t).astype(int), 0, total - 1)]
+
+    def drift(t, theta, args):
+        return -rate_at(t) * h * theta
+
+    def diffusion(t, theta, args):
+        return lineax.DiagonalLinearOperator(rate_at(t) * jnp.sqrt(4.0 * noise))
+
+    def one_path(path_key):
+        # Fixed steps (StepTo) make the cheap, non-reusable Brownian path valid.
+        brownian = diffrax.UnsafeBrownianPath(shape=h.shape, key=path_key)
+        terms = diffrax.MultiTerm(diffrax.ODETerm(drift), diffrax.ControlTerm(diffusion, brownian))
+        solution = diffrax.diffeqsolve(
+            terms, solver, 0.0, float(total), None, theta0,
+            saveat=diffrax.SaveAt(ts=jnp.asarray(steps)),
+            stepsize_controller=diffrax.StepTo(jnp.arange(0.0, total + dt / 2, dt)),
+            max_steps=int(np.ceil(total / dt)) + 8,
+            adjoint=diffrax.ForwardMode(),
+        )
+        return model.loss_inf + 0.5 * jnp.sum(h * solution.ys**2, axis=-1)
+
+    return np.asarray(jax.jit(jax.vmap(one_path))(jax.random.split(key, num_paths)))

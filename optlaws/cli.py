@@ -1,0 +1,169 @@
+"""The ``optlaws`` command line: fit, predict, evaluate, example."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from ._curves import InvalidCurveError
+from ._fit import fit
+from ._io import read_curve, read_schedule_csv
+from ._metrics import evaluate
+from ._predict import predict
+from ._registry import MODELS, make_model
+from ._schedules import Schedule, parse_schedule
+from ._serialize import load_model, save_model
+
+EVALUATE_KEYS = ("curve", "r2", "mean_rel_error", "max_rel_error", "final_rel_error")
+
+
+def _read_curves(paths, args):
+    curves = []
+    for path in paths:
+        options = {"schedule": args.schedule} if args.schedule else {}
+        if Path(path).suffix.lower() == ".csv" and args.warmup is not None:
+            options["warmup"] = args.warmup
+        curve = read_curve(path, **options)
+        curves.append(curve.since(args.from_step) if args.from_step else curve)
+    return curves
+
+
+def _schedule(spec: str, warmup: int | None) -> Schedule:
+    """A schedule spec, or a CSV file whose ``step`` and ``lr`` columns give the learning rates."""
+    if Path(spec).suffix.lower() == ".csv":
+        return read_schedule_csv(spec, warmup=warmup)
+    return parse_schedule(spec)
+
+
+def _cmd_fit(args) -> int:
+    curves = _read_curves(args.curves, args)
+    options = {}
+    for key in ("batch_size", "weight_decay"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    model = make_model(args.model, **options)
+    free = tuple(args.free.split(",")) if args.free else None
+    result = fit(model, curves, free=free, num_starts=args.starts, progress=not args.quiet)
+    save_model(args.out, result.model, result)
+    if not args.quiet:
+        print(result.summary())
+        print(f"\nwrote {args.out}")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    model = load_model(args.fitted)
+    schedule = _schedule(args.schedule, args.warmup)
+    prediction = predict(model, schedule, every=args.every)
+    prediction.to_csv(args.out)
+    if args.plot:
+        from ._plot import plot_curves
+
+        plot_curves([prediction], path=args.plot, title=f"predicted loss: {schedule.name}")
+    if not args.quiet:
+        print(f"{schedule.name}: predicted final loss {prediction.final_loss:.5f} at step "
+              f"{int(prediction.steps[-1])}" + (f" (diverges at step {prediction.diverged_at})"
+                                                if prediction.diverged_at is not None else ""))
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    model = load_model(args.fitted)
+    curves = _read_curves(args.curves, args)
+    results = evaluate(model, curves)
+    if args.json:
+        print(json.dumps([{k: m.as_dict()[k] for k in EVALUATE_KEYS} for m in results], indent=1))
+    else:
+        print(f"{'curve':<28} {'R2':>8} {'mean rel':>9} {'max rel':>9} {'final rel':>9}")
+        for m in results:
+            print(f"{m.curve:<28} {m.r2:>8.5f} {m.mean_rel_error:>9.3%} {m.max_rel_error:>9.3%} "
+                  f"{m.final_rel_error:>9.3%}")
+    if args.plot:
+        from ._plot import plot_curves
+
+        predictions = [predict(model, c.schedule) for c in curves]
+        predictions = [type(p)(p.steps, p.loss, p.lr, c.name) for p, c in zip(predictions, curves)]
+        plot_curves(predictions, curves, path=args.plot, title="predicted vs observed")
+    return 0
+
+
+def _cmd_example(args) -> int:
+    from ._example import run_example
+
+    result = run_example(args.out, seeds=args.seeds, progress=not args.quiet)
+    print(result.fit.summary())
+    print()
+    print(result.table())
+    print(f"\nwrote {args.out}/fitted.json, predicted_*.csv and example.png")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="optlaws",
+        description="Predict training-loss curves under any learning-rate schedule.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def curve_options(p):
+        p.add_argument("--schedule", help="schedule spec for the curves (default: their 'lr' column "
+                       "or JSON config), e.g. wsd:peak=3e-4,total=24000,warmup=2160")
+        p.add_argument("--warmup", type=int, help="linear warmup steps before the first logged LR (CSV)")
+        p.add_argument("--from-step", type=int, default=0, help="use only points at or after this step")
+
+    p = sub.add_parser("fit", help="fit a model to loss curves and write FITTED.json")
+    p.add_argument("curves", nargs="+", help="loss-curve files (.csv with step,lr,loss; .json export)")
+    p.add_argument("--model", default="sde-adam", choices=sorted(MODELS), help="model to fit")
+    p.add_argument("--out", required=True, help="where to write the fitted model (JSON)")
+    p.add_argument("--free", help="comma-separated parameters to fit (default: the model's)")
+    p.add_argument("--starts", type=int, default=8, help="number of starting points")
+    p.add_argument("--batch-size", type=float, help="batch size of the runs (sets the reference)")
+    p.add_argument("--weight-decay", type=float, help="decoupled weight decay of the runs")
+    p.add_argument("--quiet", action="store_true")
+    curve_options(p)
+    p.set_defaults(run=_cmd_fit)
+
+    p = sub.add_parser("predict", help="predict the loss curve of a schedule")
+    p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
+    p.add_argument("--schedule", required=True, help="schedule spec, or a CSV with step,lr columns")
+    p.add_argument("--warmup", type=int, help="linear warmup steps before the first LR of a CSV")
+    p.add_argument("--out", required=True, help="where to write step,lr,loss (CSV)")
+    p.add_argument("--every", type=int, help="spacing of predicted steps")
+    p.add_argument("--plot", help="also save a figure (PNG)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=_cmd_predict)
+
+    p = sub.add_parser("evaluate", help="compare a fitted model with observed curves")
+    p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
+    p.add_argument("curves", nargs="+", help="held-out loss-curve files")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.add_argument("--plot", help="also save a figure (PNG)")
+    curve_options(p)
+    p.set_defaults(run=_cmd_evaluate)
+
+    p = sub.add_parser("example", help="the built-in example: train, fit, predict, compare")
+    p.add_argument("--out", default="optlaws-example", help="output folder")
+    p.add_argument("--seeds", type=int, default=16, help="training runs averaged per schedule")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=_cmd_example)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = lambda msg, *a, **k: print(f"optlaws: warning: {msg}", file=sys.stderr)
+            return args.run(args)
+    except (ValueError, TypeError, FileNotFoundError, ConnectionError, RuntimeError) as e:
+        print(f"optlaws: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+import optlaws
+
+TRUE = dict(loss_inf=2.6, signal_amplitude=0.75, signal_exponent=0.46, noise_amplitude=900.0)
+
+
+def synthetic_curves(model, names=("constant", "cosine"), noise=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    schedules = {
+        "constant": optlaws.constant(3e-4, 24000, warmup=2160),
+        "cosine": optlaws.cosine(3e-4, 24000, final=3e-5, warmup=2160),
+        "wsd": optlaws.wsd(3e-4, 24000, warmup=2160, decay_frac=0.2, final=3e-5),
+    }
+    curves = []
+    for name in names:
+        s = schedules[name]
+        steps = np.arange(2176, 24000, 128)
+        with jax.enable_x64(True):
+            loss = np.asarray(model.loss(s.lr, steps))
+        loss = loss * (1 + noise * rng.standard_normal(loss.shape))
+        curves.append(optlaws.LossCurve(steps, loss, s, name=name))
+    return curves
+
+
+def test_fit_recovers_known_parameters_and_predicts_a_third_schedule():
+    truth = optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE)
+    result = optlaws.fit(optlaws.AdamModel(), synthetic_curves(truth), progress=False)
+    for name, value in TRUE.items():
+        assert result.values[name] == pytest.approx(value, rel=2e-3), name
+        assert 0 < result.stderr[name] < 0.05 * abs(value)
+    [held_out] = synthetic_curves(truth, ["wsd"])
+    [metrics] = optlaws.evaluate(result.model, held_out)
+    assert metrics.mean_rel_error < 1e-5 and metrics.r2 > 0.99999
+    assert result.converged >= 1 and "signal_exponent" in result.summary()
+
+
+def test_stderr_covers_the_truth_under_noise():
+    truth = optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE)
+    result = optlaws.fit(optlaws.AdamModel(), synthetic_curves(truth, noise=1e-3, seed=4),
+                         num_starts=3, progress=False)
+    for name, value in TRUE.items():
+        assert abs(result.values[name] - value) < 5 * result.stderr[name], name
+
+
+def test_fit_more_parameters_when_asked():
+    truth = optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE, norm_init=0.3)
+    curves = synthetic_curves(truth, ["constant", "cosine", "wsd"])
+    free = optlaws.AdamModel.default_free + ("norm_init",)
+    result = optlaws.fit(optlaws.AdamModel(), curves, free=free, progress=False)
+    assert result.values["norm_init"] == pytest.approx(0.3, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(free=("bogus",)), ValueError, "unknown parameter"),
+        (dict(free=()), ValueError, "`free` is empty"),
+        (dict(num_starts=0), ValueError, "`num_starts`"),
+        (dict(huber_delta=-1.0), ValueError, "`huber_delta`"),
+        (dict(free=("noise_cutoff",)), ValueError, "cannot fit `noise_cutoff` from its current value inf"),
+    ],
+)
+def test_fit_argument_errors(kwargs, error, message):
+    truth = optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE)
+    curves = synthetic_curves(truth, ["constant"])
+    with pytest.raises(error, match=message):
+        optlaws.fit(optlaws.AdamModel(), curves, progress=False, **kwargs)
+
+
+def test_fit_input_errors():
+    with pytest.raises(optlaws.InvalidCurveError, match="empty"):
+        optlaws.fit(optlaws.AdamModel(), [], progress=False)
+    with pytest.raises(TypeError, match="LossCurve"):
+        optlaws.fit(optlaws.AdamModel(), [np.zeros(3)], progress=False)
+    tiny = optlaws.LossCurve(np.array([10, 20]), np.array([3.0, 2.9]), optlaws.constant(1e-3, 20))
+    with pytest.raises(optlaws.InvalidCurveError, match="cannot determine 4 free parameters"):
+        optlaws.fit(optlaws.AdamModel(), tiny, progress=False)
+
+
+def test_fitted_file_round_trip(tmp_path):
+    truth = optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE)
+    result = optlaws.fit(optlaws.AdamModel(), synthetic_curves(truth), num_starts=2, progress=False)
+    path = tmp_path / "fitted.json"
+    optlaws.save_model(path, result.model, result)
+    loaded = optlaws.load_model(path)
+    schedule = optlaws.wsd(3e-4, 30000, warmup=2160, final=3e-5)
+    a = optlaws.predict(result.model, schedule)
+    b = optlaws.predict(loaded, schedule)
+    np.testing.assert_array_equal(a.loss, b.loss)
+    assert loaded.values() == result.model.values()
+    for model in (optlaws.SGDModel(momentum=0.5),
+                  optlaws.LeastSquaresProblem.power_law(dim=8).adam_model()):
+        optlaws.save_model(path, model)
+        assert optlaws.load_model(path).values() == model.values()
+
+
+def test_fitted_file_errors(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "something-else"}')
+    with pytest.raises(ValueError, match="not an optlaws fitted-model file"):
+        optlaws.load_model(bad)
+    bad.write_text('{"format": "optlaws.fitted", "version": 99, "model": {}}')
+    with pytest.raises(ValueError, match="version 99"):
+        optlaws.load_model(bad)
+    with pytest.raises(FileNotFoundError):
+        optlaws.load_model(tmp_path / "absent.json")
