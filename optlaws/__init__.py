@@ -16,6 +16,10 @@ from ._io import (
     schedule_from_samples,
     write_csv,
 )
+from ._laws.convex import ConvexBound
+from ._laws.lra import AnnealingLaw
+from ._laws.mpl import MultiPowerLaw
+from ._laws.power import PowerLaw
 from ._metrics import CurveMetrics, evaluate
 from ._model import AbstractLossModel, Parameter
 from ._plot import plot_curves

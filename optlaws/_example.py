@@ -13,6 +13,7 @@ from pathlib import Path
 
 import optax
 
+from ._curves import LossCurve
 from ._fit import FitResult, fit
 from ._metrics import CurveMetrics, evaluate
 from ._plot import plot_curves
@@ -31,7 +32,7 @@ PEAK, TOTAL, WARMUP, MOMENTUM = 0.05, 4000, 200, 0.9
 class ExampleResult:
     fit: FitResult
     predictions: list[Prediction]
-    truth: list
+    truth: list[LossCurve]
     metrics: list[CurveMetrics]
 
     def table(self) -> str:

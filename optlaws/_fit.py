@@ -6,7 +6,6 @@ import dataclasses
 import time
 from collections.abc import Sequence
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +13,7 @@ import optimistix as optx
 
 from ._curves import InvalidCurveError, LossCurve
 from ._metrics import CurveMetrics, curve_metrics
-from ._model import AbstractLossModel
+from ._model import AbstractLossModel, in_float64
 from ._progress import progress_bar
 
 __all__ = ["FitResult", "fit", "huber"]
@@ -158,7 +157,7 @@ def fit(
         raise ValueError(f"`huber_delta` must be positive, got {huber_delta!r}.")
     started = time.perf_counter()
     with jax.enable_x64(True):
-        model = jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.float64) if eqx.is_inexact_array(x) else x, model)
+        model = in_float64(model)
         center = model.initial_guess(curves)
         parameters = center.parameters()
         specs = [parameters[name] for name in free]

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 
 from ._curves import LossCurve
-from ._model import AbstractLossModel
+from ._model import AbstractLossModel, in_float64
 
 __all__ = ["CurveMetrics", "evaluate", "curve_metrics"]
 
@@ -64,7 +64,9 @@ def evaluate(model: AbstractLossModel, curves: Sequence[LossCurve] | LossCurve) 
         curves = [curves]
     results = []
     with jax.enable_x64(True):
+        model = in_float64(model)
         for curve in curves:
-            predicted = np.asarray(model.loss(curve.schedule.lr, curve.steps))
+            lr = np.asarray(curve.schedule.lr, dtype=np.float64)
+            predicted = np.asarray(model.loss(lr, curve.steps))
             results.append(curve_metrics(curve.name, predicted, curve.loss))
     return results

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-__all__ = ["AbstractLossModel", "Parameter"]
+__all__ = ["AbstractLossModel", "Parameter", "in_float64"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,13 @@ class Parameter:
 
     def from_unconstrained(self, theta: ArrayLike) -> Array:
         return jnp.exp(theta) if self.positive else jnp.asarray(theta)
+
+
+def in_float64(model):
+    """The model with every floating-point leaf cast to float64 (call inside ``jax.enable_x64``)."""
+    return jax.tree.map(
+        lambda x: jnp.asarray(x, dtype=jnp.float64) if eqx.is_inexact_array(x) else x, model
+    )
 
 
 class AbstractLossModel(eqx.Module):

@@ -9,7 +9,7 @@ import numpy as np
 
 from ._curves import DIVERGENCE_RATIO
 from ._io import write_csv
-from ._model import AbstractLossModel
+from ._model import AbstractLossModel, in_float64
 from ._schedules import Schedule, from_array
 
 __all__ = ["Prediction", "predict"]
@@ -88,7 +88,7 @@ def predict(
     total = schedule.total_steps
     steps = default_steps(total, every) if steps is None else np.asarray(steps, dtype=np.int64)
     with jax.enable_x64(True):
-        loss = np.asarray(model.loss(np.asarray(schedule.lr, dtype=np.float64), steps))
+        loss = np.asarray(in_float64(model).loss(np.asarray(schedule.lr, dtype=np.float64), steps))
     loss = _mark_divergence(loss)
     lr = np.asarray(schedule.lr)[np.minimum(steps, total - 1)]
     return Prediction(steps=steps, loss=loss, lr=lr, name=schedule.name)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ._laws.convex import ConvexBound
+from ._laws.lra import AnnealingLaw
+from ._laws.mpl import MultiPowerLaw
+from ._laws.power import PowerLaw
 from ._model import AbstractLossModel
 from ._sde.models import AdamModel, SGDModel
 from ._sde.spectrum import DiscreteSpectrum, PowerLawSpectrum
@@ -13,6 +17,10 @@ __all__ = ["MODELS", "make_model", "serializable_classes"]
 MODELS: dict[str, Callable[..., AbstractLossModel]] = {
     "sde-adam": AdamModel,
     "sde-sgd": SGDModel,
+    "power": PowerLaw,
+    "lra": AnnealingLaw,
+    "mpl": MultiPowerLaw,
+    "convex": ConvexBound,
 }
 
 

@@ -1,0 +1,73 @@
+"""Where the AdamModel's structural defaults come from: the 124M runs of Schaipp et al. (2025).
+
+For each peak LR of the sweep (1e-4, 5e-4, 1e-3, 2e-3), fit ``AdamModel`` (AdamW, weight decay
+0.1, as in those runs) to every run of that LR (stable trunk, cosine, WSD cooldowns of 10-90%;
+validation loss from step 1000) with the noise-spectrum exponent and the initial weight norm
+free. Their medians over the sweep are the defaults ``DEFAULT_NOISE_EXPONENT`` and
+``DEFAULT_NORM_INIT`` in ``optlaws/_sde/models.py``. None of the Multi-Power Law curves used by
+``accuracy.py`` is involved.
+
+    python benchmarks/calibrate.py [--lrs 0.001 ...] [--no-write]     (about 12 minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import numpy as np
+
+import optlaws
+from _common import data_root, machine, write_section
+from optlaws._sde.models import DEFAULT_NOISE_EXPONENT, DEFAULT_NORM_INIT
+
+STRUCTURAL = ("noise_exponent", "norm_init")
+
+
+def runs(root, lr: str):
+    curves = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fragments are reported by read_json; expected here
+        for path in sorted((root / "schaipp124m").glob(f"*_lr{lr}_*.json")):
+            curve = optlaws.read_json(path)
+            if np.sum(curve.steps >= 1000) >= 10:
+                curves.append(curve.since(1000))
+    return curves
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lrs", nargs="+", default=["0.0001", "0.0005", "0.001", "0.002"])
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    root = data_root()
+    lines = [
+        f"Machine: {machine()}.\n",
+        "| peak LR | runs | noise_exponent | norm_init | mean rel err (fit) | fit s |",
+        "|---|---|---|---|---|---|",
+    ]
+    found = {name: [] for name in STRUCTURAL}
+    for lr in args.lrs:
+        curves = runs(root, lr)
+        model = optlaws.AdamModel(weight_decay=0.1)
+        result = optlaws.fit(model, curves, free=model.default_free + STRUCTURAL, progress=False)
+        for name in STRUCTURAL:
+            found[name].append(result.values[name])
+        fit_err = np.mean([m.mean_rel_error for m in result.curves])
+        lines.append(
+            f"| {lr} | {len(curves)} | {result.values['noise_exponent']:.3f} ± {result.stderr['noise_exponent']:.3f} | "
+            f"{result.values['norm_init']:.3f} ± {result.stderr['norm_init']:.3f} | {fit_err:.3%} | {result.seconds:.0f} |"
+        )
+        print(lines[-1], flush=True)
+    lines.append(
+        f"| **median** | | {np.median(found['noise_exponent']):.3f} | {np.median(found['norm_init']):.3f} | | |"
+    )
+    lines.append(f"\nDefaults in the code: noise_exponent = {DEFAULT_NOISE_EXPONENT}, norm_init = {DEFAULT_NORM_INIT}.")
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section("calibration", text)
+
+
+if __name__ == "__main__":
+    main()

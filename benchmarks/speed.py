@@ -1,0 +1,76 @@
+"""Speed: time to fit, and schedule-steps per second of batched expected-loss evaluation.
+
+    python benchmarks/speed.py [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import optlaws
+from _common import data_root, machine, write_section
+
+
+def best_of(fn, repeats=3):
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def fit_time(root):
+    curves = [optlaws.load_mpl("100M", n, root=root) for n in ("constant_24000", "cosine_24000")]
+    started = time.perf_counter()
+    optlaws.fit(optlaws.AdamModel(), curves, progress=False)
+    return time.perf_counter() - started
+
+
+def throughput(model, batch, total=24000, every=128):
+    """Schedule-steps per second for ``batch`` WSD schedules (a decay-fraction grid), jitted and vmapped."""
+    fracs = jnp.linspace(0.05, 0.5, batch)
+    steps = np.arange(every, total + 1, every)
+    with jax.enable_x64(True):
+        lrs = jax.vmap(lambda f: optlaws.wsd(3e-4, total, decay_frac=f, warmup=2160).lr)(fracs)
+        run = jax.jit(jax.vmap(lambda lr: model.loss(lr, steps)))
+        run(lrs).block_until_ready()
+        seconds = best_of(lambda: run(lrs).block_until_ready())
+    return batch * total / seconds, seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    root = data_root()
+    seconds = [fit_time(root) for _ in range(2)]
+    lines = [
+        f"Machine: {machine()}.\n",
+        f"Fit of `AdamModel` to two 24000-step MPL curves (100M constant + cosine, 8 starts, float64): "
+        f"{min(seconds):.1f} s best of {len(seconds)} (including compilation).\n",
+        "| model | block | schedules in batch | seconds per batch | schedule-steps / s |",
+        "|---|---|---|---|---|",
+    ]
+    model = optlaws.AdamModel(reference_lr=3e-4, loss_inf=2.6).replace(
+        signal_amplitude=0.74, signal_exponent=0.46, noise_amplitude=945.0)
+    for block in (16, 1):
+        m = dataclasses.replace(model, block=block)
+        for batch in ((1, 64, 512) if block == 16 else (1, 64)):
+            rate, sec = throughput(m, batch)
+            lines.append(f"| AdamModel (64 modes) | {block} | {batch} | {sec:.3f} | {rate:,.0f} |")
+            print(lines[-1], flush=True)
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section("speed", text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Power law in the cumulative learning rate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float
+
+from .._model import AbstractLossModel, Parameter
+from .common import cumulative_lr, first_area, scale_guess
+
+__all__ = ["PowerLaw"]
+
+
+class PowerLaw(AbstractLossModel):
+    r"""``L(s) = L_0 + A (S_1(s) + S_W)^{-alpha}``, ``S_1(s) = sum_{t<s} lr_t``.
+
+    The schedule-blind baseline: progress depends only on the area under the schedule, so it
+    sees no benefit from annealing. ``S_W`` is an offset for a warmup missing from the schedule
+    (0, and fixed, when the schedule includes it).
+    """
+
+    loss_inf: Float[Array, ""]
+    amplitude: Float[Array, ""]
+    exponent: Float[Array, ""]
+    offset: Float[Array, ""]
+
+    default_free: ClassVar[tuple[str, ...]] = ("loss_inf", "amplitude", "exponent")
+
+    def __init__(self, *, loss_inf: ArrayLike = 2.0, amplitude: ArrayLike = 0.5,
+                 exponent: ArrayLike = 0.5, offset: ArrayLike = 0.0):
+        self.loss_inf = jnp.asarray(loss_inf, dtype=float)
+        self.amplitude = jnp.asarray(amplitude, dtype=float)
+        self.exponent = jnp.asarray(exponent, dtype=float)
+        self.offset = jnp.asarray(offset, dtype=float)
+
+    def loss(self, lr, steps) -> Array:
+        area = cumulative_lr(jnp.asarray(lr, dtype=float))[np.asarray(steps)]
+        return self.loss_inf + self.amplitude * (area + self.offset) ** (-self.exponent)
+
+    def parameters(self) -> dict[str, Parameter]:
+        return {
+            "loss_inf": Parameter("loss_inf", True, "irreducible loss L_0"),
+            "amplitude": Parameter("amplitude", True, "amplitude A"),
+            "exponent": Parameter("exponent", True, "exponent alpha"),
+            "offset": Parameter("offset", False, "cumulative-LR offset S_W"),
+        }
+
+    def initial_guess(self, curves: Sequence) -> PowerLaw:
+        low, _, first = scale_guess(curves)
+        loss_inf = 0.85 * low
+        return self.replace(loss_inf=loss_inf, amplitude=(first - loss_inf) * first_area(curves) ** 0.5,
+                            exponent=0.5)
