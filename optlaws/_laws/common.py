@@ -9,9 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-RECURRENCE_CHUNK = 2048
-
-
 def cumulative_lr(lr: Array) -> Array:
     """``S[s] = sum_{t < s} lr[t]`` for ``s = 0 .. T``: the area under the schedule after ``s`` updates."""
     return jnp.concatenate([jnp.zeros((1,), lr.dtype), jnp.cumsum(lr)])
@@ -20,28 +17,17 @@ def cumulative_lr(lr: Array) -> Array:
 def linear_recurrence(decay: Array, drive: Array) -> Array:
     """``x[t] = decay[t] * x[t-1] + drive[t]`` along axis 0, from ``x[-1] = 0``.
 
-    A parallel prefix scan (``lax.associative_scan``) inside chunks of ``RECURRENCE_CHUNK``
-    steps, chained by ``lax.scan``: O(T) work, O(chunk) memory per trailing dimension.
+    A sequential ``lax.scan``: on CPU about ten times faster than a parallel prefix scan
+    (``lax.associative_scan``), whose log-depth passes cost more memory traffic than they save.
     """
-    total = decay.shape[0]
-    pad = (-total) % RECURRENCE_CHUNK
-    widths = [(0, pad)] + [(0, 0)] * (decay.ndim - 1)
-    decay = jnp.pad(decay, widths, constant_values=1.0).reshape(-1, RECURRENCE_CHUNK, *decay.shape[1:])
-    drive = jnp.pad(drive, widths).reshape(-1, RECURRENCE_CHUNK, *drive.shape[1:])
 
-    def combine(left, right):
-        a1, b1 = left
-        a2, b2 = right
-        return a1 * a2, b1 * a2 + b2
+    def step(state, inputs):
+        factor, term = inputs
+        state = factor * state + term
+        return state, state
 
-    def chunk(carry, inputs):
-        a, b = jax.lax.associative_scan(combine, inputs, axis=0)
-        x = a * carry + b
-        return x[-1], x
-
-    init = jnp.zeros(drive.shape[2:], jnp.result_type(decay, drive))
-    _, x = jax.lax.scan(chunk, init, (decay, drive))
-    return x.reshape(-1, *x.shape[2:])[:total]
+    init = jnp.zeros(drive.shape[1:], jnp.result_type(decay, drive))
+    return jax.lax.scan(step, init, (decay, drive))[1]
 
 
 def scale_guess(curves: Sequence) -> tuple[float, float, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,7 +17,10 @@ from .common import cumulative_lr, first_area, linear_recurrence, scale_guess
 
 __all__ = ["MultiPowerLaw"]
 
-NUM_RATES = 256
+# Quadrature nodes of the Gamma mixture. The error falls exponentially with their number: relative
+# to LD it is about 1e-6 at 96 (the default: far below the noise of any loss curve, 2.7x faster to
+# fit than 256) and 1e-13 at 256.
+DEFAULT_NUM_RATES = 96
 # Rates below TAIL / S_total have not decayed at all by the end (exp(-r S) = 1 to 1e-20) and
 # are lumped into one non-decaying mode; weights beyond exp(-TOP) are negligible.
 TAIL, TOP = 1e-20, 45.0
@@ -34,13 +38,14 @@ class MultiPowerLaw(AbstractLossModel):
     evaluated after ``s`` updates at ``t = s - 1`` (``S_1 = sum_{tau<s} lr_tau``).
 
     ``LD`` is a double sum, O(T^2) done directly. Here ``(1 + x)^{-beta}`` is written as the
-    Gamma mixture ``int Gamma(z; beta) exp(-z x) dz`` and discretised on ``NUM_RATES`` log-spaced
+    Gamma mixture ``int Gamma(z; beta) exp(-z x) dz`` and discretised on ``num_rates`` log-spaced
     rates ``r_j``; each rate contributes a linear recurrence over steps,
 
         M_j(t) = exp(-r_j lr_t) (M_j(t-1) + (lr_t - lr_{t-1}) p_j(C lr_t^{-gamma})),
 
-    so ``LD`` costs O(T x NUM_RATES) and matches the direct sum to 1e-12 relative or better
-    (``tests/test_laws.py``; :meth:`loss_drop_direct` is the direct sum).
+    so ``LD`` costs O(T x num_rates). With ``num_rates=256`` it matches the direct sum to 1e-12
+    relative (``tests/test_laws.py``; :meth:`loss_drop_direct` is the direct sum); the default 96
+    is within about 1e-6 of ``LD``.
     """
 
     loss_inf: Float[Array, ""]
@@ -51,6 +56,7 @@ class MultiPowerLaw(AbstractLossModel):
     drop_exponent: Float[Array, ""]
     lr_exponent: Float[Array, ""]
     offset: Float[Array, ""]
+    num_rates: int = eqx.field(static=True)
 
     default_free: ClassVar[tuple[str, ...]] = (
         "loss_inf", "amplitude", "exponent", "drop_amplitude", "drop_scale", "drop_exponent", "lr_exponent",
@@ -58,7 +64,10 @@ class MultiPowerLaw(AbstractLossModel):
 
     def __init__(self, *, loss_inf: ArrayLike = 2.0, amplitude: ArrayLike = 0.5, exponent: ArrayLike = 0.5,
                  drop_amplitude: ArrayLike = 400.0, drop_scale: ArrayLike = 2.0,
-                 drop_exponent: ArrayLike = 0.6, lr_exponent: ArrayLike = 0.6, offset: ArrayLike = 0.0):
+                 drop_exponent: ArrayLike = 0.6, lr_exponent: ArrayLike = 0.6, offset: ArrayLike = 0.0,
+                 num_rates: int = DEFAULT_NUM_RATES):
+        if num_rates < 2:
+            raise ValueError(f"`num_rates` must be at least 2, got {num_rates}.")
         self.loss_inf = jnp.asarray(loss_inf, dtype=float)
         self.amplitude = jnp.asarray(amplitude, dtype=float)
         self.exponent = jnp.asarray(exponent, dtype=float)
@@ -67,6 +76,7 @@ class MultiPowerLaw(AbstractLossModel):
         self.drop_exponent = jnp.asarray(drop_exponent, dtype=float)
         self.lr_exponent = jnp.asarray(lr_exponent, dtype=float)
         self.offset = jnp.asarray(offset, dtype=float)
+        self.num_rates = int(num_rates)
 
     def _kernel_scale(self, lr: Array) -> Array:
         """``C lr_k^{-gamma}`` with the LR floored at ``LR_FLOOR`` times the peak."""
@@ -81,13 +91,16 @@ class MultiPowerLaw(AbstractLossModel):
         total_area = jnp.sum(lr)
         low = jnp.log(TAIL / total_area)
         high = jnp.log(TOP * jnp.max(jnp.where(rises != 0, scale, 0.0)) + TOP)
-        log_rates = jnp.linspace(low, high, NUM_RATES)
+        # The grid is a quadrature choice, not part of the model: no derivative flows through it,
+        # which keeps the decay factors constant under differentiation (half the tangent work).
+        low, high = jax.lax.stop_gradient((low, high))
+        log_rates = jnp.linspace(low, high, self.num_rates)
         spacing = log_rates[1] - log_rates[0]
         # Trapezoid rule for the Gamma(beta) density of z = r / c on the log grid, plus the exact
         # mass below the grid lumped into a non-decaying mode. There the density grows like
         # z^beta, so the first node carries the Euler-Maclaurin end correction h/2 + beta h^2/12.
         log_z = log_rates[None, :] - jnp.log(scale)[:, None]
-        trapezoid = jnp.ones(NUM_RATES).at[0].set(0.5 + beta * spacing / 12) * spacing
+        trapezoid = jnp.ones(self.num_rates).at[0].set(0.5 + beta * spacing / 12) * spacing
         weights = jnp.exp(beta * log_z - jnp.exp(log_z) - gammaln(beta)) * trapezoid
         lumped = gammainc(beta, jnp.exp(low) / scale)
         decay = jnp.exp(-jnp.exp(log_rates)[None, :] * lr[:, None])
