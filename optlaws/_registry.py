@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from ._laws.convex import ConvexBound
@@ -28,6 +29,11 @@ def make_model(name: str, **options) -> AbstractLossModel:
     """A model by its command-line name, e.g. ``make_model("sde-adam", weight_decay=0.1)``."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}.")
+    accepted = inspect.signature(MODELS[name]).parameters
+    unknown = [key for key in options if key not in accepted]
+    if unknown:
+        raise ValueError(f"model {name!r} has no option {', '.join(map(repr, unknown))}; "
+                         f"its options: {', '.join(accepted)}.")
     return MODELS[name](**options)
 
 

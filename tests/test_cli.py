@@ -105,3 +105,42 @@ def test_real_curves_through_the_cli(data_root, tmp_path, capsys):
     assert main(["evaluate", str(fitted), str(d / "wsdld_20000_24000.csv"), "--warmup", "2160", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert row["mean_rel_error"] < 0.002
+
+
+@pytest.fixture
+def short_curve_files(tmp_path):
+    """Two 3000-step curves (constant, cosine) and a held-out WSD one, from a known SDE model."""
+    truth = optlaws.AdamModel(reference_lr=1e-3).replace(**TRUE)
+    schedules = {
+        "constant": optlaws.constant(1e-3, 3000, warmup=200),
+        "cosine": optlaws.cosine(1e-3, 3000, final=1e-4, warmup=200),
+        "wsd": optlaws.wsd(1e-3, 3000, warmup=200, decay_frac=0.3, final=1e-4),
+    }
+    paths = {}
+    for name, s in schedules.items():
+        steps = np.arange(250, 3001, 50)
+        with jax.enable_x64(True):
+            loss = np.asarray(truth.loss(s.lr, steps))
+        paths[name] = tmp_path / f"{name}.csv"
+        optlaws.write_csv(paths[name], steps, loss, np.asarray(s.lr)[steps - 1])
+    return paths
+
+
+@pytest.mark.parametrize("model", ["power", "lra", "mpl", "convex", "sde-sgd"])
+def test_every_model_through_the_cli(model, short_curve_files, tmp_path, capsys):
+    fitted = tmp_path / f"{model}.json"
+    assert main(["fit", str(short_curve_files["constant"]), str(short_curve_files["cosine"]), "--warmup", "200",
+                 "--model", model, "--starts", "2", "--quiet", "--out", str(fitted)]) == 0
+    assert main(["predict", str(fitted), "--schedule", "wsd:peak=1e-3,warmup=200,total=3000,decay_frac=0.3,final=1e-4",
+                 "--out", str(tmp_path / "p.csv")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(fitted), str(short_curve_files["wsd"]), "--warmup", "200", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    # Every law follows a smooth SDE curve to within a few percent; a broken fit would not.
+    assert row["curve"] == "wsd" and row["mean_rel_error"] < 0.03
+
+
+def test_sde_only_options_are_refused_for_laws(short_curve_files, tmp_path, capsys):
+    assert main(["fit", str(short_curve_files["constant"]), "--warmup", "200", "--model", "mpl",
+                 "--batch-size", "64", "--out", str(tmp_path / "f.json")]) == 2
+    assert "model 'mpl' has no option 'batch_size'" in capsys.readouterr().err
