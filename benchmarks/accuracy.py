@@ -150,7 +150,7 @@ def main():
         f"Machine: {machine()}. Fitted curves are excluded from every metric. 'mean worst err' is the mean "
         "over held-out curves of each curve's worst point (the MPL paper's WorstE); 'max err' the single worst "
         "point. Gap ratio: predicted / true final-loss gap between a held-out schedule and cosine_24000 "
-        "(1 is perfect). Figures: `benchmarks/accuracy_{size}_{model}.png`.\n"
+        "(1 is perfect). Fit and predict times include compilation. Figures: `benchmarks/accuracy_{size}_{model}.png`.\n"
     )
     text = header + "\n" + "\n".join(summary_lines) + "\n\n<details><summary>Per-curve results</summary>\n" + \
         "\n".join(detail_lines) + "\n\n</details>"

@@ -10,23 +10,25 @@ from optlaws.cli import main
 TRUE = dict(loss_inf=2.6, signal_amplitude=0.75, signal_exponent=0.46, noise_amplitude=900.0)
 
 
+def write_curves(folder, truth, schedules, steps):
+    """Curves of ``truth`` under ``schedules``, written in the Multi-Power Law CSV format (``step,lr,loss``)."""
+    paths = {}
+    for name, s in schedules.items():
+        with jax.enable_x64(True):
+            loss = np.asarray(truth.loss(s.lr, steps))
+        paths[name] = folder / f"{name}.csv"
+        optlaws.write_csv(paths[name], steps, loss, np.asarray(s.lr)[steps - 1])
+    return paths
+
+
 @pytest.fixture
 def curve_files(tmp_path):
-    """Curves written by a known model in the Multi-Power Law CSV format (``step,lr,loss``)."""
-    truth = optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE)
-    schedules = {
+    """Three 24000-step curves from a known SDE model."""
+    return write_curves(tmp_path, optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE), {
         "constant_24000": optlaws.constant(3e-4, 24000, warmup=2160),
         "cosine_24000": optlaws.cosine(3e-4, 24000, final=3e-5, warmup=2160),
         "wsd_24000": optlaws.wsd(3e-4, 24000, warmup=2160, decay_frac=0.2, final=3e-5),
-    }
-    paths = {}
-    for name, s in schedules.items():
-        steps = np.arange(2176, 24000, 128)
-        with jax.enable_x64(True):
-            loss = np.asarray(truth.loss(s.lr, steps))
-        paths[name] = tmp_path / f"{name}.csv"
-        optlaws.write_csv(paths[name], steps, loss, np.asarray(s.lr)[steps])
-    return paths
+    }, np.arange(2176, 24000, 128))
 
 
 def test_fit_predict_evaluate(curve_files, tmp_path, capsys):
@@ -110,20 +112,11 @@ def test_real_curves_through_the_cli(data_root, tmp_path, capsys):
 @pytest.fixture
 def short_curve_files(tmp_path):
     """Two 3000-step curves (constant, cosine) and a held-out WSD one, from a known SDE model."""
-    truth = optlaws.AdamModel(reference_lr=1e-3).replace(**TRUE)
-    schedules = {
+    return write_curves(tmp_path, optlaws.AdamModel(reference_lr=1e-3).replace(**TRUE), {
         "constant": optlaws.constant(1e-3, 3000, warmup=200),
         "cosine": optlaws.cosine(1e-3, 3000, final=1e-4, warmup=200),
         "wsd": optlaws.wsd(1e-3, 3000, warmup=200, decay_frac=0.3, final=1e-4),
-    }
-    paths = {}
-    for name, s in schedules.items():
-        steps = np.arange(250, 3001, 50)
-        with jax.enable_x64(True):
-            loss = np.asarray(truth.loss(s.lr, steps))
-        paths[name] = tmp_path / f"{name}.csv"
-        optlaws.write_csv(paths[name], steps, loss, np.asarray(s.lr)[steps - 1])
-    return paths
+    }, np.arange(250, 3001, 50))
 
 
 @pytest.mark.parametrize("model", ["power", "lra", "mpl", "convex", "sde-sgd"])
