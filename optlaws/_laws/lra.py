@@ -10,7 +10,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._model import AbstractLossModel, Parameter
-from .common import cumulative_lr, first_area, linear_recurrence, scale_guess
+from .common import cumulative_lr, linear_recurrence, power_law_guess, power_law_parameters, scale_guess
 
 __all__ = ["AnnealingLaw"]
 
@@ -57,15 +57,12 @@ class AnnealingLaw(AbstractLossModel):
 
     def parameters(self) -> dict[str, Parameter]:
         return {
-            "loss_inf": Parameter("loss_inf", True, "irreducible loss L_0"),
-            "amplitude": Parameter("amplitude", True, "amplitude A"),
-            "exponent": Parameter("exponent", True, "exponent alpha"),
+            **power_law_parameters(),
             "annealing": Parameter("annealing", True, "annealing coefficient C"),
             "memory": Parameter("memory", True, "momentum memory 1/(1-lambda), steps"),
         }
 
     def initial_guess(self, curves: Sequence) -> AnnealingLaw:
-        low, peak, first = scale_guess(curves)
-        loss_inf = 0.85 * low
-        return self.replace(loss_inf=loss_inf, amplitude=(first - loss_inf) * first_area(curves) ** 0.5,
-                            exponent=0.5, annealing=0.3 * (low - loss_inf) / peak, memory=1000.0)
+        low, peak, _ = scale_guess(curves)
+        start = power_law_guess(curves)
+        return self.replace(**start, annealing=0.3 * (low - start["loss_inf"]) / peak, memory=1000.0)

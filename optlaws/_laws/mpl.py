@@ -13,7 +13,7 @@ from jax.scipy.special import gammainc, gammaln
 from jaxtyping import Array, ArrayLike, Float
 
 from .._model import AbstractLossModel, Parameter
-from .common import cumulative_lr, first_area, linear_recurrence, scale_guess
+from .common import cumulative_lr, linear_recurrence, power_law_guess, power_law_parameters, scale_guess
 
 __all__ = ["MultiPowerLaw"]
 
@@ -131,9 +131,7 @@ class MultiPowerLaw(AbstractLossModel):
 
     def parameters(self) -> dict[str, Parameter]:
         return {
-            "loss_inf": Parameter("loss_inf", True, "irreducible loss L_0"),
-            "amplitude": Parameter("amplitude", True, "amplitude A"),
-            "exponent": Parameter("exponent", True, "exponent alpha"),
+            **power_law_parameters(),
             "drop_amplitude": Parameter("drop_amplitude", True, "loss-drop amplitude B"),
             "drop_scale": Parameter("drop_scale", True, "loss-drop scale C"),
             "drop_exponent": Parameter("drop_exponent", True, "loss-drop exponent beta"),
@@ -142,8 +140,7 @@ class MultiPowerLaw(AbstractLossModel):
         }
 
     def initial_guess(self, curves: Sequence) -> MultiPowerLaw:
-        low, peak, first = scale_guess(curves)
-        loss_inf = 0.85 * low
-        return self.replace(loss_inf=loss_inf, amplitude=(first - loss_inf) * first_area(curves) ** 0.5,
-                            exponent=0.5, drop_amplitude=0.3 * (low - loss_inf) / peak, drop_scale=2.0,
+        low, peak, _ = scale_guess(curves)
+        start = power_law_guess(curves)
+        return self.replace(**start, drop_amplitude=0.3 * (low - start["loss_inf"]) / peak, drop_scale=2.0,
                             drop_exponent=0.6, lr_exponent=0.6)

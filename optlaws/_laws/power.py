@@ -10,7 +10,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._model import AbstractLossModel, Parameter
-from .common import cumulative_lr, first_area, scale_guess
+from .common import cumulative_lr, power_law_guess, power_law_parameters
 
 __all__ = ["PowerLaw"]
 
@@ -43,14 +43,9 @@ class PowerLaw(AbstractLossModel):
 
     def parameters(self) -> dict[str, Parameter]:
         return {
-            "loss_inf": Parameter("loss_inf", True, "irreducible loss L_0"),
-            "amplitude": Parameter("amplitude", True, "amplitude A"),
-            "exponent": Parameter("exponent", True, "exponent alpha"),
+            **power_law_parameters(),
             "offset": Parameter("offset", False, "cumulative-LR offset S_W"),
         }
 
     def initial_guess(self, curves: Sequence) -> PowerLaw:
-        low, _, first = scale_guess(curves)
-        loss_inf = 0.85 * low
-        return self.replace(loss_inf=loss_inf, amplitude=(first - loss_inf) * first_area(curves) ** 0.5,
-                            exponent=0.5)
+        return self.replace(**power_law_guess(curves))
