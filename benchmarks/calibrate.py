@@ -2,10 +2,11 @@
 
 For each peak LR of the sweep (1e-4, 5e-4, 1e-3, 2e-3), fit ``AdamModel`` (AdamW, weight decay
 0.1, as in those runs) to every run of that LR (stable trunk, cosine, WSD cooldowns of 10-90%;
-validation loss from step 1000) with the noise-spectrum exponent and the initial weight norm
-free. Their medians over the sweep are the defaults ``DEFAULT_NOISE_EXPONENT`` and
-``DEFAULT_NORM_INIT`` in ``optlaws/_sde/models.py``. None of the Multi-Power Law curves used by
-``accuracy.py`` is involved.
+validation loss from step 1000) with the noise-spectrum exponent, the initial weight norm and
+the mobility exponent free. Their medians over the sweep are the defaults
+``DEFAULT_NOISE_EXPONENT``, ``DEFAULT_NORM_INIT`` and ``DEFAULT_MOBILITY_EXPONENT`` in
+``optlaws/_sde/models.py``. None of the Multi-Power Law curves used by ``accuracy.py`` is
+involved.
 
     python benchmarks/calibrate.py [--lrs 0.001 ...] [--no-write]     (about 12 minutes)
 """
@@ -19,9 +20,14 @@ import numpy as np
 
 import optlaws
 from _common import data_root, machine, write_section
-from optlaws._sde.models import DEFAULT_NOISE_EXPONENT, DEFAULT_NORM_INIT
+from optlaws._sde import models
 
-STRUCTURAL = ("noise_exponent", "norm_init")
+# Structural parameter -> its default in optlaws/_sde/models.py.
+STRUCTURAL = {
+    "noise_exponent": models.DEFAULT_NOISE_EXPONENT,
+    "norm_init": models.DEFAULT_NORM_INIT,
+    "mobility_exponent": models.DEFAULT_MOBILITY_EXPONENT,
+}
 
 
 def runs(root, lr: str):
@@ -43,26 +49,24 @@ def main():
     root = data_root()
     lines = [
         f"Machine: {machine()}.\n",
-        "| peak LR | runs | noise_exponent | norm_init | mean rel err (fit) | fit s |",
-        "|---|---|---|---|---|---|",
+        "| peak LR | runs | " + " | ".join(STRUCTURAL) + " | mean rel err (fit) | fit s |",
+        "|---|---|" + "---|" * len(STRUCTURAL) + "---|---|",
     ]
     found = {name: [] for name in STRUCTURAL}
     for lr in args.lrs:
         curves = runs(root, lr)
         model = optlaws.AdamModel(weight_decay=0.1)
-        result = optlaws.fit(model, curves, free=model.default_free + STRUCTURAL, progress=False)
+        result = optlaws.fit(model, curves, free=model.default_free + tuple(STRUCTURAL), progress=False)
         for name in STRUCTURAL:
             found[name].append(result.values[name])
         fit_err = np.mean([m.mean_rel_error for m in result.curves])
-        lines.append(
-            f"| {lr} | {len(curves)} | {result.values['noise_exponent']:.3f} ± {result.stderr['noise_exponent']:.3f} | "
-            f"{result.values['norm_init']:.3f} ± {result.stderr['norm_init']:.3f} | {fit_err:.3%} | {result.seconds:.0f} |"
-        )
+        cells = [f"{result.values[name]:.3f} ± {result.stderr[name]:.3f}" for name in STRUCTURAL]
+        lines.append(f"| {lr} | {len(curves)} | " + " | ".join(cells) + f" | {fit_err:.3%} | {result.seconds:.0f} |")
         print(lines[-1], flush=True)
-    lines.append(
-        f"| **median** | | {np.median(found['noise_exponent']):.3f} | {np.median(found['norm_init']):.3f} | | |"
-    )
-    lines.append(f"\nDefaults in the code: noise_exponent = {DEFAULT_NOISE_EXPONENT}, norm_init = {DEFAULT_NORM_INIT}.")
+    medians = [f"{np.median(found[name]):.3f}" for name in STRUCTURAL]
+    lines.append("| **median** | | " + " | ".join(medians) + " | | |")
+    defaults = ", ".join(f"{name} = {value}" for name, value in STRUCTURAL.items())
+    lines.append(f"\nDefaults in the code: {defaults}.")
     text = "\n".join(lines)
     print(text)
     if not args.no_write:

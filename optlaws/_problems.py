@@ -133,4 +133,4 @@ class LeastSquaresProblem(eqx.Module):
         precondition = 1.0 / (jnp.sqrt(noise_var) + eps)
         spectrum = DiscreteSpectrum(precondition * h, signal, precondition * noise_var / 4.0)
         return AdamModel(spectrum=spectrum, loss_inf=self.loss_inf, b1=b1, weight_decay=0.0,
-                         norm_init=1.0, block=block)
+                         norm_init=1.0, mobility_exponent=1.0, block=block)

@@ -48,11 +48,12 @@ def test_stderr_covers_the_truth_under_noise():
 
 
 def test_fit_more_parameters_when_asked():
-    truth = optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE, norm_init=0.3)
+    truth = optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE, norm_init=0.3, mobility_exponent=0.6)
     curves = synthetic_curves(truth, ["constant", "cosine", "wsd"])
-    free = optlaws.AdamModel.default_free + ("norm_init",)
+    free = optlaws.AdamModel.default_free + ("norm_init", "mobility_exponent")
     result = optlaws.fit(optlaws.AdamModel(), curves, free=free, progress=False)
     assert result.values["norm_init"] == pytest.approx(0.3, rel=0.02)
+    assert result.values["mobility_exponent"] == pytest.approx(0.6, rel=0.02)
 
 
 @pytest.mark.parametrize(

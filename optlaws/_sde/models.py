@@ -20,10 +20,11 @@ from .spectrum import AbstractSpectrum, PowerLawSpectrum
 __all__ = ["AbstractSDEModel", "AdamModel", "SGDModel"]
 
 DYNAMICS = ("discrete", "sde")
-# Structural defaults: medians over the peak-LR sweep of the independent 124M Llama runs of
-# Schaipp et al. (benchmarks/calibrate.py; none of the Multi-Power Law curves is used).
-DEFAULT_NOISE_EXPONENT = 0.0
-DEFAULT_NORM_INIT = 0.44
+# Structural defaults of AdamModel: medians over the peak-LR sweep of the independent 124M Llama
+# runs of Schaipp et al. (benchmarks/calibrate.py; none of the Multi-Power Law curves is used).
+DEFAULT_NOISE_EXPONENT = 0.05
+DEFAULT_NORM_INIT = 0.76
+DEFAULT_MOBILITY_EXPONENT = 0.62
 
 
 class AbstractSDEModel(AbstractLossModel):
@@ -48,6 +49,20 @@ class AbstractSDEModel(AbstractLossModel):
     ``r = lr / reference_lr``, and ``lr_eff = lr * batch_factor / sqrt(z)``. At equilibrium
     ``lr_eff`` grows like ``sqrt(lr)``; early in training the norm is still moving, so the noise
     floor per unit LR falls as training proceeds. ``norm_init`` is ``z`` at step 0.
+
+    The learning rate plays two parts: a temperature, which sets the stationary noise loss
+    (``e_k`` above, proportional to ``lr_eff``), and a mobility, which sets how fast every mode
+    relaxes (``rho_k``, evaluated at ``x = alpha(m) h``). On a quadratic both are ``lr_eff``;
+    here the mobility is
+
+        m = reference_lr * (lr_eff / reference_lr) ** mobility_exponent,
+
+    so the two agree at the reference LR (the peak of the fitted curves) and, with
+    ``mobility_exponent < 1``, modes relax faster at a low LR than LR area alone predicts: the
+    finding behind the ``eta^-gamma`` rescaling of post-drop LR area in the Multi-Power Law
+    (Luo et al., 2025). Each mode is still the linear SDE above with drift ``m h`` and diffusion
+    set by the temperature. ``mobility_exponent = 1`` is the quadratic (and the SGD default);
+    Adam's default is calibrated on the 124M runs (``benchmarks/calibrate.py``).
     """
 
     spectrum: AbstractSpectrum
@@ -57,6 +72,7 @@ class AbstractSDEModel(AbstractLossModel):
     batch_size: Float[Array, ""]
     reference_batch_size: Float[Array, ""]
     reference_lr: Float[Array, ""]
+    mobility_exponent: Float[Array, ""]
     block: int = eqx.field(static=True)
     dynamics: str = eqx.field(static=True)
 
@@ -97,23 +113,33 @@ class AbstractSDEModel(AbstractLossModel):
             "loss_inf": Parameter("loss_inf", True, "irreducible loss L_inf"),
             **spectrum,
             "norm_init": Parameter("norm_init", True, "initial weight norm relative to equilibrium"),
+            "mobility_exponent": Parameter(
+                "mobility_exponent", True, "relaxation rate ~ lr_eff^p below the reference LR"
+            ),
         }
+
+    def _contraction(self, x: Array, mu: Array) -> tuple[Array, Array]:
+        """Per-step ``log rho`` and stationary factor ``q`` at ``x = alpha h``."""
+        if self.dynamics == "discrete":
+            return heavy_ball_log_contraction(x, mu), heavy_ball_equilibrium_factor(x, mu)
+        return -2.0 * x / (1.0 - mu), 1.0
+
+    def _mobility(self, lr_eff: Array) -> Array:
+        ratio = lr_eff / self.reference_lr
+        # Double where: a zero LR (warmup start) has zero mobility and finite gradients.
+        safe = jnp.where(ratio > 0, ratio, 1.0)
+        return jnp.where(ratio > 0, self.reference_lr * safe**self.mobility_exponent, 0.0)
 
     def _segment_step(self, state, lr, n):
         signal, noise, norm = state
         h = self.spectrum.curvatures
         lr_eff = lr * self._batch_lr_factor() / jnp.sqrt(norm)
-        alpha, mu = self._heavy_ball(lr_eff)
-        x = alpha * h
-        if self.dynamics == "discrete":
-            log_rho = heavy_ball_log_contraction(x, mu)
-            q = heavy_ball_equilibrium_factor(x, mu)
-        else:
-            log_rho = -2.0 * x / (1.0 - mu)
-            q = 1.0
+        temperature, _ = self._heavy_ball(lr_eff)
+        alpha, mu = self._heavy_ball(self._mobility(lr_eff))
+        log_rho, q = self._contraction(alpha * h, mu)
         decay = jnp.exp(n * log_rho)
         noise_scale = self.reference_batch_size / self.batch_size
-        stationary = alpha / (1.0 - mu) * self.spectrum.noise() * noise_scale * q
+        stationary = temperature / (1.0 - mu) * self.spectrum.noise() * noise_scale * q
         signal = signal * decay
         noise = stationary + (noise - stationary) * decay
         norm_target = lr / self.reference_lr
@@ -209,6 +235,7 @@ class SGDModel(AbstractSDEModel):
         reference_batch_size: ArrayLike | None = None,
         norm_init: ArrayLike = 1.0,
         reference_lr: ArrayLike = 0.1,
+        mobility_exponent: ArrayLike = 1.0,
         block: int = DEFAULT_BLOCK,
         dynamics: str = "discrete",
     ):
@@ -222,6 +249,7 @@ class SGDModel(AbstractSDEModel):
         self.reference_batch_size = _scalar(batch_size if reference_batch_size is None else reference_batch_size)
         self.norm_init = _scalar(norm_init)
         self.reference_lr = _scalar(reference_lr)
+        self.mobility_exponent = _scalar(mobility_exponent)
         self.block = int(block)
         self.dynamics = dynamics
 
@@ -275,6 +303,7 @@ class AdamModel(AbstractSDEModel):
         reference_batch_size: ArrayLike | None = None,
         norm_init: ArrayLike = DEFAULT_NORM_INIT,
         reference_lr: ArrayLike = 1e-3,
+        mobility_exponent: ArrayLike = DEFAULT_MOBILITY_EXPONENT,
         block: int = DEFAULT_BLOCK,
         dynamics: str = "discrete",
     ):
@@ -292,6 +321,7 @@ class AdamModel(AbstractSDEModel):
         self.reference_batch_size = _scalar(batch_size if reference_batch_size is None else reference_batch_size)
         self.norm_init = _scalar(norm_init)
         self.reference_lr = _scalar(reference_lr)
+        self.mobility_exponent = _scalar(mobility_exponent)
         self.block = int(block)
         self.dynamics = dynamics
 
