@@ -11,6 +11,7 @@ from jaxtyping import Array
 
 from .._model import Parameter
 
+
 def cumulative_lr(lr: Array) -> Array:
     """``S[s] = sum_{t < s} lr[t]`` for ``s = 0 .. T``: the area under the schedule after ``s`` updates."""
     return jnp.concatenate([jnp.zeros((1,), lr.dtype), jnp.cumsum(lr)])

@@ -114,7 +114,7 @@ class AbstractSDEModel(AbstractLossModel):
             **spectrum,
             "norm_init": Parameter("norm_init", True, "initial weight norm relative to equilibrium"),
             "mobility_exponent": Parameter(
-                "mobility_exponent", True, "relaxation rate ~ lr_eff^p below the reference LR"
+                "mobility_exponent", True, "relaxation rate ~ lr_eff^p, noise floor ~ lr_eff"
             ),
         }
 
