@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -22,9 +23,9 @@ __all__ = ["AbstractSDEModel", "AdamModel", "SGDModel"]
 DYNAMICS = ("discrete", "sde")
 # Structural defaults of AdamModel: medians over the peak-LR sweep of the independent 124M Llama
 # runs of Schaipp et al. (benchmarks/calibrate.py; none of the Multi-Power Law curves is used).
-DEFAULT_NOISE_EXPONENT = 0.05
-DEFAULT_NORM_INIT = 0.76
-DEFAULT_MOBILITY_EXPONENT = 0.62
+DEFAULT_NOISE_EXPONENT = 0.06
+DEFAULT_NORM_INIT = 0.69
+DEFAULT_MOBILITY_EXPONENT = 0.69
 
 
 class AbstractSDEModel(AbstractLossModel):
@@ -55,14 +56,15 @@ class AbstractSDEModel(AbstractLossModel):
     relaxes (``rho_k``, evaluated at ``x = alpha(m) h``). On a quadratic both are ``lr_eff``;
     here the mobility is
 
-        m = reference_lr * (lr_eff / reference_lr) ** mobility_exponent,
+        m = lr_eff * (lr / lr_max) ** (mobility_exponent - 1),    lr_max = max LR so far,
 
-    so the two agree at the reference LR (the peak of the fitted curves) and, with
-    ``mobility_exponent < 1``, modes relax faster at a low LR than LR area alone predicts: the
-    finding behind the ``eta^-gamma`` rescaling of post-drop LR area in the Multi-Power Law
-    (Luo et al., 2025). Each mode is still the linear SDE above with drift ``m h`` and diffusion
-    set by the temperature. ``mobility_exponent = 1`` is the quadratic (and the SGD default);
-    Adam's default is calibrated on the 124M runs (``benchmarks/calibrate.py``).
+    so the two agree while the LR rises or holds (warmup, a constant phase) and, once it has come
+    down from its peak, with ``mobility_exponent < 1`` modes relax faster than LR area alone
+    predicts: the finding behind the ``eta^-gamma`` rescaling of post-drop LR area in the
+    Multi-Power Law (Luo et al., 2025), whose loss-drop term also sees only LR decreases. Each
+    mode is still the linear SDE above with drift ``m h`` and diffusion set by the temperature.
+    ``mobility_exponent = 1`` is the quadratic (and the SGD default); Adam's default is
+    calibrated on the 124M runs (``benchmarks/calibrate.py``).
     """
 
     spectrum: AbstractSpectrum
@@ -114,7 +116,7 @@ class AbstractSDEModel(AbstractLossModel):
             **spectrum,
             "norm_init": Parameter("norm_init", True, "initial weight norm relative to equilibrium"),
             "mobility_exponent": Parameter(
-                "mobility_exponent", True, "relaxation rate ~ lr_eff^p, noise floor ~ lr_eff"
+                "mobility_exponent", True, "relaxation rate ~ lr_eff (lr / max LR so far)^(p-1)"
             ),
         }
 
@@ -124,18 +126,21 @@ class AbstractSDEModel(AbstractLossModel):
             return heavy_ball_log_contraction(x, mu), heavy_ball_equilibrium_factor(x, mu)
         return -2.0 * x / (1.0 - mu), 1.0
 
-    def _mobility(self, lr_eff: Array) -> Array:
-        ratio = lr_eff / self.reference_lr
-        # Double where: a zero LR (warmup start) has zero mobility and finite gradients.
-        safe = jnp.where(ratio > 0, ratio, 1.0)
-        return jnp.where(ratio > 0, self.reference_lr * safe**self.mobility_exponent, 0.0)
+    def _mobility(self, lr_eff: Array, lr: Array, lr_max: Array) -> Array:
+        """``lr_eff * (lr / lr_max)^(p - 1)``; ``lr_max >= lr`` is the LR's running maximum."""
+        # Double wheres: a zero LR (warmup start, end of a decay) has zero mobility and finite
+        # gradients.
+        lr_fraction = jnp.where(lr_max > 0, lr / jnp.where(lr_max > 0, lr_max, 1.0), 1.0)
+        safe = jnp.where(lr_fraction > 0, lr_fraction, 1.0)
+        return jnp.where(lr_fraction > 0, lr_eff * safe ** (self.mobility_exponent - 1.0), 0.0)
 
     def _segment_step(self, state, lr, n):
-        signal, noise, norm = state
+        signal, noise, norm, lr_max = state
+        lr_max = jnp.maximum(lr_max, lr)
         h = self.spectrum.curvatures
         lr_eff = lr * self._batch_lr_factor() / jnp.sqrt(norm)
         temperature, _ = self._heavy_ball(lr_eff)
-        alpha, mu = self._heavy_ball(self._mobility(lr_eff))
+        alpha, mu = self._heavy_ball(self._mobility(lr_eff, lr, lr_max))
         log_rho, q = self._contraction(alpha * h, mu)
         decay = jnp.exp(n * log_rho)
         noise_scale = self.reference_batch_size / self.batch_size
@@ -146,18 +151,20 @@ class AbstractSDEModel(AbstractLossModel):
         norm = norm_target + (norm - norm_target) * jnp.exp(
             -2.0 * self.norm_power * lr * self.weight_decay * n
         )
-        return signal, noise, norm
+        return signal, noise, norm, lr_max
 
     def _initial_state(self):
+        """Signal and noise loss per mode, relative squared weight norm, running max of the LR."""
         signal = self.spectrum.signal()
-        return signal, jnp.zeros_like(signal), jnp.asarray(self.norm_init, dtype=signal.dtype)
+        scalar = functools.partial(jnp.asarray, dtype=signal.dtype)
+        return signal, jnp.zeros_like(signal), scalar(self.norm_init), scalar(0.0)
 
     def loss(self, lr: Float[ArrayLike, " T"], steps) -> Float[Array, " n"]:
         lr = jnp.asarray(lr, dtype=float)
         plan = make_plan(lr.shape[0], steps, self.block)
 
         def observe(state):
-            signal, noise, _ = state
+            signal, noise = state[:2]
             return self.loss_inf + jnp.sum(signal) + jnp.sum(noise)
 
         return integrate(self._segment_step, self._initial_state(), lr, plan, observe)
@@ -170,6 +177,20 @@ class AbstractSDEModel(AbstractLossModel):
             self._segment_step, self._initial_state(), lr, plan, lambda state: state[2]
         )
         return lr * self._batch_lr_factor() / jnp.sqrt(norms)
+
+    def temperature_and_mobility(
+        self, lr: Float[ArrayLike, " T"]
+    ) -> tuple[Float[Array, " T"], Float[Array, " T"]]:
+        """Per-step ``(temperature, mobility)`` as rates ``alpha / (1 - mu)`` of the linear SDE
+
+            d theta_k = -mobility h_k theta_k dt + sqrt(4 mobility temperature noise_k) dW_k,
+
+        whose stationary noise loss is ``temperature * noise_k``; used by :func:`sample_paths`.
+        """
+        lr = jnp.asarray(lr, dtype=float)
+        lr_eff = self.effective_lr(lr)
+        mobility = self._mobility(lr_eff, lr, jax.lax.cummax(lr))
+        return tuple(alpha / (1.0 - mu) for alpha, mu in map(self._heavy_ball, (lr_eff, mobility)))
 
     def initial_guess(self, curves: Sequence) -> AbstractSDEModel:
         """Re-grid the spectrum at the curves' peak LR and set scales from the data."""

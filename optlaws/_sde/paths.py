@@ -2,13 +2,14 @@
 
 For every mode ``k`` (curvature ``h_k``, noise weight ``w_k``)
 
-    d theta_k = -r(t) h_k theta_k dt + r(t) sqrt(4 w_k) dW_k,   L = L_inf + sum_k h_k theta_k^2 / 2,
+    d theta_k = -m(t) h_k theta_k dt + sqrt(4 m(t) T(t) w_k) dW_k,   L = L_inf + sum_k h_k theta_k^2 / 2,
 
-with ``r(t)`` the model's small-step effective learning rate of update ``floor(t)`` (time is
-counted in updates) and ``theta_k(0) = sqrt(2 signal_k / h_k)``. Euler-Maruyama with ``dt = 1``
-is exactly minibatch SGD with Gaussian gradient noise, so its mean loss is the model's
-``dynamics="discrete"`` prediction without momentum; as ``dt -> 0`` it tends to the continuous SDE,
-whose mean is the ``dynamics="sde"`` prediction. Paths give the spread of the loss across seeds.
+with ``T(t)`` and ``m(t)`` the model's temperature and mobility of update ``floor(t)`` (small-step
+effective learning rates, equal unless ``mobility_exponent != 1``; time is counted in updates) and
+``theta_k(0) = sqrt(2 signal_k / h_k)``. Euler-Maruyama with ``dt = 1`` is exactly minibatch SGD
+with Gaussian gradient noise, so its mean loss is the model's ``dynamics="discrete"`` prediction
+without momentum; as ``dt -> 0`` it tends to the continuous SDE, whose mean is the
+``dynamics="sde"`` prediction. Paths give the spread of the loss across seeds.
 """
 
 from __future__ import annotations
@@ -62,18 +63,18 @@ def sample_paths(
 
     h = model.spectrum.curvatures
     noise = model.spectrum.noise() * model.reference_batch_size / model.batch_size
-    alpha, mu = model._heavy_ball(model.effective_lr(schedule.lr))
-    rate = alpha / (1.0 - mu)
+    temperature, mobility = model.temperature_and_mobility(schedule.lr)
     theta0 = jnp.sqrt(2.0 * model.spectrum.signal() / h)
 
-    def rate_at(t):
+    def at(rate, t):
         return rate[jnp.clip(jnp.floor(t).astype(int), 0, total - 1)]
 
     def drift(t, theta, args):
-        return -rate_at(t) * h * theta
+        return -at(mobility, t) * h * theta
 
     def diffusion(t, theta, args):
-        return lineax.DiagonalLinearOperator(rate_at(t) * jnp.sqrt(4.0 * noise))
+        scale = jnp.sqrt(4.0 * at(mobility, t) * at(temperature, t) * noise)
+        return lineax.DiagonalLinearOperator(scale)
 
     def one_path(path_key):
         # Fixed steps (StepTo) make the cheap, non-reusable Brownian path valid.
