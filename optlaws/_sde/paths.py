@@ -64,6 +64,8 @@ def sample_paths(
     h = model.spectrum.curvatures
     noise = model.spectrum.noise() * model.reference_batch_size / model.batch_size
     temperature, mobility = model.temperature_and_mobility(schedule.lr)
+    # The diffusion sqrt(4 m T w) split into its per-step and per-mode factors, each computed once.
+    diffusion_rate, mode_scale = jnp.sqrt(mobility * temperature), jnp.sqrt(4.0 * noise)
     theta0 = jnp.sqrt(2.0 * model.spectrum.signal() / h)
 
     def at(rate, t):
@@ -73,8 +75,7 @@ def sample_paths(
         return -at(mobility, t) * h * theta
 
     def diffusion(t, theta, args):
-        scale = jnp.sqrt(4.0 * at(mobility, t) * at(temperature, t) * noise)
-        return lineax.DiagonalLinearOperator(scale)
+        return lineax.DiagonalLinearOperator(at(diffusion_rate, t) * mode_scale)
 
     def one_path(path_key):
         # Fixed steps (StepTo) make the cheap, non-reusable Brownian path valid.
