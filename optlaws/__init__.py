@@ -6,7 +6,7 @@ curves, then predict, rank and transfer learning-rate schedules. See README.md.
 
 from ._curves import DivergedRunError, InvalidCurveError, LossCurve
 from ._datasets import MPL_CURVES, load_mpl, mpl_schedule
-from ._fit import FitResult, fit, huber
+from ._fit import FitProblem, FitResult, FitWarning, fit, huber
 from ._io import (
     read_csv,
     read_curve,
@@ -14,6 +14,7 @@ from ._io import (
     read_schedule_csv,
     schedule_from_config,
     schedule_from_samples,
+    settings_from_config,
     write_csv,
 )
 from ._laws.convex import ConvexBound
@@ -21,11 +22,12 @@ from ._laws.lra import AnnealingLaw
 from ._laws.mpl import MultiPowerLaw
 from ._laws.power import PowerLaw
 from ._metrics import CurveMetrics, evaluate
-from ._model import AbstractLossModel, Parameter
+from ._model import AbstractLossModel, Parameter, ParameterMap
 from ._plot import plot_curves
 from ._predict import Prediction, predict
 from ._problems import LeastSquaresProblem
 from ._registry import MODELS, make_model
+from ._run import Run, stack_runs
 from ._schedules import (
     Schedule,
     concatenate,
@@ -43,6 +45,7 @@ from ._schedules import (
 from ._sde.models import AbstractSDEModel, AdamModel, SGDModel
 from ._sde.paths import sample_paths
 from ._sde.spectrum import AbstractSpectrum, DiscreteSpectrum, PowerLawSpectrum
-from ._serialize import load_model, save_model
+from ._serialize import Fitted, load_fitted, load_model, save_model
+from ._uncertainty import ParameterUncertainty
 
 __version__ = "0.1.0"

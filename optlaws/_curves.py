@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ._run import Run
 from ._schedules import Schedule, from_array
 
 __all__ = ["DivergedRunError", "InvalidCurveError", "LossCurve"]
@@ -25,22 +26,24 @@ class DivergedRunError(InvalidCurveError):
 
 @dataclasses.dataclass(frozen=True)
 class LossCurve:
-    """A loss curve observed (or predicted) at some training steps.
+    """A loss curve observed (or predicted) at some training steps, and the run behind it.
 
     The loss at step ``s`` is the loss after the first ``s`` updates, made with learning rates
-    ``schedule.lr[0 .. s-1]``; observations may be sparse (every N steps) and need not start at 0.
+    ``run.lr[0 .. s-1]``; observations may be sparse (every N steps) and need not start at 0.
 
     Attributes:
         steps: strictly increasing integer steps, shape ``(n,)``.
         loss: loss at those steps, finite and positive, shape ``(n,)``.
-        schedule: the per-step learning rates; covers at least ``steps[-1]`` updates.
+        run: the :class:`~optlaws.Run` (per-step learning rates and optimizer settings); covers
+            at least ``steps[-1]`` updates. A :class:`~optlaws.Schedule` is taken as a run that
+            records no settings.
         name: label (the file stem when read from a file).
         metadata: free-form information (source file, optimizer config, ...).
     """
 
     steps: np.ndarray
     loss: np.ndarray
-    schedule: Schedule
+    run: Run
     name: str = "curve"
     metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -88,15 +91,17 @@ class LossCurve:
                 f"{DIVERGENCE_RATIO}x its earlier minimum {running_min[i]:.4g}); use "
                 f"curve.until({steps[i] - 1}) to keep the part before it."
             )
-        if not isinstance(self.schedule, Schedule):
+        run = Run(self.run) if isinstance(self.run, Schedule) else self.run
+        if not isinstance(run, Run):
             raise InvalidCurveError(
-                f"{where}: `schedule` must be an optlaws.Schedule, got {type(self.schedule).__name__}."
+                f"{where}: `run` must be an optlaws.Run or Schedule, got {type(run).__name__}."
             )
-        if self.schedule.total_steps < steps[-1]:
+        if run.total_steps < steps[-1]:
             raise InvalidCurveError(
-                f"{where}: the schedule has {self.schedule.total_steps} steps but the loss is "
+                f"{where}: the schedule has {run.total_steps} steps but the loss is "
                 f"observed up to step {steps[-1]}."
             )
+        object.__setattr__(self, "run", run)
         object.__setattr__(self, "steps", steps)
         object.__setattr__(self, "loss", loss)
 
@@ -109,10 +114,17 @@ class LossCurve:
         *,
         name: str = "curve",
         metadata: Mapping[str, Any] | None = None,
+        **settings,
     ) -> LossCurve:
-        """A curve from arrays; ``lr`` is a ``Schedule`` or per-step learning rates."""
+        """A curve from arrays; ``lr`` is a ``Schedule`` or per-step learning rates, ``settings``
+        the run's (``batch_size``, ``weight_decay``, ``momentum``)."""
         schedule = lr if isinstance(lr, Schedule) else from_array(lr, name=name)
-        return cls(np.asarray(steps), np.asarray(loss), schedule, name, dict(metadata or {}))
+        return cls(np.asarray(steps), np.asarray(loss), Run(schedule, **settings), name, dict(metadata or {}))
+
+    @property
+    def schedule(self) -> Schedule:
+        """The run's learning rates as a named :class:`~optlaws.Schedule`."""
+        return Schedule(lr=self.run.lr, name=self.name)
 
     @property
     def final_loss(self) -> float:
@@ -121,7 +133,7 @@ class LossCurve:
     @property
     def lr_at_steps(self) -> np.ndarray:
         """Learning rate of the update that follows each observation (the last one for the end)."""
-        lr = np.asarray(self.schedule.lr)
+        lr = np.asarray(self.run.lr)
         return lr[np.minimum(self.steps, lr.shape[0] - 1)]
 
     def until(self, step: int) -> LossCurve:

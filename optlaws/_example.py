@@ -19,6 +19,7 @@ from ._metrics import CurveMetrics, evaluate
 from ._plot import plot_curves
 from ._predict import Prediction, predict
 from ._problems import LeastSquaresProblem
+from ._run import Run
 from ._schedules import constant, cosine, inverse_sqrt, step_decay, wsd
 from ._sde.models import SGDModel
 from ._serialize import save_model
@@ -63,11 +64,14 @@ def run_example(out: str | Path | None = None, *, seeds: int = 16, progress: boo
         inverse_sqrt(PEAK, TOTAL, warmup=WARMUP),
     ]
     # The fit starts after warmup, as with real runs whose first logged point follows it.
-    train = [problem.train(optimizer, s, seeds=seeds, key=i).since(WARMUP)
+    def run(schedule):
+        return Run(schedule, momentum=MOMENTUM)
+
+    train = [problem.train(optimizer, run(s), seeds=seeds, key=i, name=s.name).since(WARMUP)
              for i, s in enumerate(train_schedules)]
-    result = fit(SGDModel(momentum=MOMENTUM), train, progress=progress)
-    predictions = [predict(result.model, s) for s in held_out]
-    truth = [problem.train(optimizer, s, seeds=seeds, key=10 + i).since(WARMUP)
+    result = fit(SGDModel(), train, progress=progress)
+    predictions = [predict(result.model, run(s), name=s.name) for s in held_out]
+    truth = [problem.train(optimizer, run(s), seeds=seeds, key=10 + i, name=s.name).since(WARMUP)
              for i, s in enumerate(held_out)]
     metrics = evaluate(result.model, truth)
     if out is not None:
@@ -76,7 +80,7 @@ def run_example(out: str | Path | None = None, *, seeds: int = 16, progress: boo
         save_model(out / "fitted.json", result.model, result)
         for p in predictions:
             p.to_csv(out / f"predicted_{p.name}.csv")
-        fitted = [predict(result.model, c.schedule) for c in train]
+        fitted = [predict(result.model, c.run, name=c.name) for c in train]
         plot_curves(fitted + predictions, train + truth, path=out / "example.png",
                     title="SGD on a power-law least-squares problem: fit on 2 schedules, predict 3")
     return ExampleResult(result, predictions, truth, metrics)

@@ -1,24 +1,42 @@
-"""Calibrate any loss model to observed curves."""
+"""Calibrate any loss model to observed curves whose runs may differ in every setting."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Sequence
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
+from jaxtyping import Array, Float, Int
 
 from ._curves import InvalidCurveError, LossCurve
 from ._metrics import CurveMetrics, curve_metrics
-from ._model import AbstractLossModel, in_float64
-from ._progress import progress_bar
+from ._model import AbstractLossModel, ParameterMap
+from ._precision import float64, in_float64
+from ._progress import status
+from ._run import Run, stack_runs
+from ._uncertainty import ParameterUncertainty
 
-__all__ = ["FitResult", "fit", "huber"]
+__all__ = ["FitProblem", "FitResult", "FitWarning", "fit", "huber"]
 
 DEFAULT_HUBER_DELTA = 1e-3
+# Multi-start: every start takes SCREEN_STEPS solver steps together; the best REFINED go on to
+# convergence. A vmapped solve runs until its slowest member stops, so refining all starts would
+# cost max_steps for each of them.
+SCREEN_STEPS = 30
+REFINED = 2
+# A fit whose mean training error exceeds this is reported as poor (FitWarning; CLI --strict).
+POOR_FIT_ERROR = 0.01
+COVARIANCES = ("newey-west", "laplace")
+
+
+class FitWarning(UserWarning):
+    """A fit ended without converging, or far from its own training data."""
 
 
 def huber(residual, delta: float = DEFAULT_HUBER_DELTA):
@@ -34,6 +52,137 @@ def _huber_as_least_squares(residual, delta: float):
     return jnp.where(a < delta, residual, jnp.sign(residual) * tail)
 
 
+class FitProblem(eqx.Module):
+    r"""The fit's objective over a set of curves, built once and reused (fit, covariance,
+    bootstrap, profiling, sampling).
+
+    All runs are stacked into one batch (shorter runs hold their last LR; that changes nothing
+    they observe) and evaluated by one ``jax.vmap`` at the union of the observed steps; each
+    curve's points are then gathered from it. So one compiled program serves any number of
+    curves, and a problem of the same shape reuses it.
+
+        residual_i = log observed_i - log predicted_i,    objective = sum_i huber(residual_i)
+
+    Attributes:
+        base: the model whose non-free parameters and reference scales are kept.
+        parameters: the free parameters and their coordinates.
+        runs: the curves' runs, stacked and resolved by ``base`` (leading axis: the curve).
+        steps: the union of the observed steps.
+        curve_index, step_index: for each observed point, its curve and its place in ``steps``.
+        log_observed: the observed log losses.
+        huber_delta: the Huber threshold on log residuals.
+    """
+
+    base: AbstractLossModel
+    parameters: ParameterMap
+    runs: Run
+    steps: tuple[int, ...] = eqx.field(static=True)
+    curve_index: Int[Array, " n"]
+    step_index: Int[Array, " n"]
+    log_observed: Float[Array, " n"]
+    huber_delta: float = eqx.field(static=True)
+
+    @classmethod
+    def build(cls, base: AbstractLossModel, free: Sequence[str], curves: Sequence[LossCurve],
+              huber_delta: float = DEFAULT_HUBER_DELTA) -> FitProblem:
+        steps = np.unique(np.concatenate([c.steps for c in curves]))
+        curve_index = np.concatenate([np.full(len(c), i) for i, c in enumerate(curves)])
+        step_index = np.concatenate([np.searchsorted(steps, c.steps) for c in curves])
+        log_observed = np.log(np.concatenate([c.loss for c in curves]))
+        return cls(
+            base=base,
+            parameters=ParameterMap.of(base, free),
+            runs=stack_runs([base.resolve(c.run) for c in curves]),
+            steps=tuple(int(s) for s in steps),
+            curve_index=jnp.asarray(curve_index),
+            step_index=jnp.asarray(step_index),
+            log_observed=jnp.asarray(log_observed),
+            huber_delta=float(huber_delta),
+        )
+
+    def model(self, theta: Float[Array, " p"]) -> AbstractLossModel:
+        return self.parameters.to_model(self.base, theta)
+
+    def predictions(self, theta: Float[Array, " p"]) -> Float[Array, " n"]:
+        """Predicted loss at every observed point."""
+        model = self.model(theta)
+        table = jax.vmap(lambda run: model.loss(run, self.steps))(self.runs)
+        return table[self.curve_index, self.step_index]
+
+    def residuals(self, theta: Float[Array, " p"]) -> Float[Array, " n"]:
+        """Log residuals; a point predicted non-finite or non-positive gets residual 1."""
+        predicted = self.predictions(theta)
+        ok = jnp.isfinite(predicted) & (predicted > 0)
+        return jnp.where(ok, self.log_observed - jnp.log(jnp.where(ok, predicted, 1.0)), 1.0)
+
+    def objective(self, theta: Float[Array, " p"]) -> Float[Array, ""]:
+        return jnp.sum(huber(self.residuals(theta), self.huber_delta))
+
+
+@eqx.filter_jit
+def _solve(problem: FitProblem, thetas, max_steps: int):
+    """Levenberg-Marquardt from every start at once (vmapped)."""
+    solver = optx.LevenbergMarquardt(rtol=1e-8, atol=1e-10)
+
+    def one(theta0):
+        solution = optx.least_squares(
+            lambda theta, p: _huber_as_least_squares(p.residuals(theta), p.huber_delta),
+            solver, theta0, args=problem, max_steps=max_steps, throw=False,
+        )
+        theta = solution.value
+        return (theta, problem.objective(theta), solution.result == optx.RESULTS.successful,
+                solution.stats["num_steps"])
+
+    return jax.vmap(one)(thetas)
+
+
+@eqx.filter_jit
+def _linearise(problem: FitProblem, theta):
+    """Residuals, their Jacobian and the predictions at ``theta``."""
+    return problem.residuals(theta), jax.jacfwd(problem.residuals)(theta), problem.predictions(theta)
+
+
+def _newey_west_meat(jac: np.ndarray, res: np.ndarray, curve_index: np.ndarray) -> np.ndarray:
+    """``sum_l w_l sum_t (g_t g_{t+l}^T + g_{t+l} g_t^T)`` of the scores ``g_t = J_t r_t`` within
+    each curve, Bartlett weights ``w_l = 1 - l / (L + 1)``, ``L = 4 (n / 100)^{2/9}`` lags."""
+    meat = np.zeros((jac.shape[1], jac.shape[1]))
+    for c in np.unique(curve_index):
+        g = jac[curve_index == c] * res[curve_index == c, None]
+        lags = int(4 * (g.shape[0] / 100) ** (2 / 9))
+        meat += g.T @ g
+        for lag in range(1, min(lags, g.shape[0] - 1) + 1):
+            cross = g[:-lag].T @ g[lag:]
+            meat += (1 - lag / (lags + 1)) * (cross + cross.T)
+    return meat
+
+
+def _check_covariance(method: str) -> None:
+    if method not in COVARIANCES:
+        raise ValueError(f"`covariance` must be one of {COVARIANCES}, got {method!r}.")
+
+
+def _stderr(parameters: ParameterMap, values: dict[str, float], covariance: np.ndarray) -> dict[str, float]:
+    """Standard errors from the covariance in the fit's coordinates (delta method for log ones)."""
+    return {name: float(abs(values[name] if positive else 1.0) * np.sqrt(max(covariance[i, i], 0.0)))
+            for i, (name, positive) in enumerate(zip(parameters.names, parameters.positive))}
+
+
+def _covariance(jac: np.ndarray, res: np.ndarray, curve_index: np.ndarray, method: str) -> np.ndarray:
+    """Covariance of the least-squares estimate of ``theta``.
+
+    ``"laplace"``: ``s^2 (J^T J)^{-1}``, residuals taken as independent. ``"newey-west"``: the
+    heteroscedasticity- and autocorrelation-consistent sandwich ``(J^T J)^{-1} M (J^T J)^{-1}``
+    (Newey & West, 1987), residuals correlated along each curve (as those of smoothed loss
+    curves are); curves are taken as independent of each other.
+    """
+    bread = np.linalg.pinv(jac.T @ jac)
+    _check_covariance(method)
+    if method == "laplace":
+        dof = max(res.size - jac.shape[1], 1)
+        return float(res @ res / dof) * bread
+    return bread @ _newey_west_meat(jac, res, curve_index) @ bread
+
+
 @dataclasses.dataclass(frozen=True)
 class FitResult:
     """A fitted model and what is known about the fit.
@@ -42,14 +191,20 @@ class FitResult:
         model: the model at the best parameters.
         free: names of the fitted parameters.
         values: fitted value of every parameter of the model.
-        stderr: standard error of each fitted parameter (Laplace approximation: residual variance
-            times ``(J^T J)^{-1}``; log-space for positive parameters, mapped back by the delta
-            method). Residuals of smoothed curves are correlated, so read these as lower bounds.
+        stderr: standard error of each fitted parameter (from ``covariance``; log-space for
+            positive parameters, mapped back by the delta method).
         covariance: covariance of the fitted parameters in the fit's coordinates (log for positive).
         objective: the Huber objective ``sum huber(log obs - log pred)`` at the optimum.
         curves: per-curve fit metrics.
-        starts: number of starting points tried; ``converged``: how many ended finite.
+        starts: number of starting points screened.
+        converged: how many of the refined starts the solver reports converged (a finite
+            objective and a step below its tolerances before ``max_steps``).
+        refined: how many of the best screened starts were solved to convergence.
         seconds: wall time of the fit.
+        problem: the objective (:class:`FitProblem`), for bootstrap, profiling and sampling.
+        theta: the best parameters in the fit's coordinates (``problem.model(theta)`` is ``model``).
+        best_converged: whether the best start converged.
+        iterations: solver steps of the best start.
     """
 
     model: AbstractLossModel
@@ -62,12 +217,51 @@ class FitResult:
     starts: int
     converged: int
     seconds: float
+    refined: int = 1
+    problem: FitProblem | None = None
+    theta: np.ndarray | None = None
+    best_converged: bool = True
+    iterations: int = 0
+
+    @property
+    def uncertainty(self) -> ParameterUncertainty:
+        """The parameters' Gaussian uncertainty, for prediction bands (``predict(..., band=0.9)``)."""
+        with float64():
+            return ParameterUncertainty(self.problem.parameters, jnp.asarray(self.theta),
+                                        jnp.asarray(self.covariance))
+
+    def with_covariance(self, method: str) -> FitResult:
+        """This fit with its covariance (and standard errors) computed by ``method`` (see
+        :func:`fit`'s ``covariance``), from the stored objective: no refit."""
+        with float64():
+            res, jac, _ = map(np.asarray, _linearise(self.problem, jnp.asarray(self.theta)))
+        covariance = _covariance(jac, res, np.asarray(self.problem.curve_index), method)
+        return dataclasses.replace(self, covariance=covariance,
+                                   stderr=_stderr(self.problem.parameters, self.values, covariance))
+
+    @property
+    def mean_rel_error(self) -> float:
+        """Mean over curves of each curve's mean relative training error."""
+        return float(np.mean([m.mean_rel_error for m in self.curves]))
+
+    def problems(self) -> list[str]:
+        """What is wrong with this fit, in words (empty when nothing is)."""
+        found = []
+        if not self.best_converged:
+            found.append(f"the solver did not converge (best start stopped after {self.iterations} steps); "
+                         "raise max_steps or give a closer starting point")
+        if not self.mean_rel_error <= POOR_FIT_ERROR:
+            found.append(f"the fit is far from its own training data: mean relative error "
+                         f"{self.mean_rel_error:.2%} (more than {POOR_FIT_ERROR:.0%}); the model may not suit "
+                         "these curves")
+        return found
 
     def summary(self) -> str:
         """A human-readable table of parameters and per-curve fit quality."""
         lines = [
             f"{type(self.model).__name__} fitted to {len(self.curves)} curve(s) in {self.seconds:.1f}s "
-            f"({self.converged}/{self.starts} starts converged), objective {self.objective:.4g}",
+            f"({self.starts} starts screened, {self.converged}/{self.refined} best converged), "
+            f"objective {self.objective:.4g}",
             "",
             f"{'parameter':<18} {'value':>12} {'stderr':>12}",
         ]
@@ -80,6 +274,7 @@ class FitResult:
                 f"{m.curve:<28} {m.r2:>8.5f} {m.mean_rel_error:>9.3%} "
                 f"{m.max_rel_error:>9.3%} {m.final_rel_error:>9.3%}"
             )
+        lines += [f"warning: {p}" for p in self.problems()]
         return "\n".join(lines)
 
 
@@ -112,6 +307,23 @@ def _check_inputs(model, curves, free):
     return curves, free
 
 
+def _start(model: AbstractLossModel, curves, free) -> AbstractLossModel:
+    """The model's initial guess for the free parameters (and its reference scales); every other
+    parameter keeps the value the caller gave."""
+    guess = model.initial_guess(curves)
+    fixed = {name: model.get(name) for name in model.parameters() if name not in free}
+    start = guess.replace(**fixed)
+    for name in free:
+        spec = start._parameter(name)
+        value = float(spec.get(start))
+        if not np.isfinite(value) or (spec.positive and value <= 0):
+            raise ValueError(
+                f"cannot fit `{name}` from its current value {value!r}: set a finite"
+                f"{' positive' if spec.positive else ''} starting value first (model.replace)."
+            )
+    return start
+
+
 def fit(
     model: AbstractLossModel,
     curves: Sequence[LossCurve] | LossCurve,
@@ -122,28 +334,38 @@ def fit(
     spread: float = 0.3,
     seed: int = 0,
     max_steps: int = 300,
+    covariance: str = "newey-west",
     progress: bool = True,
 ) -> FitResult:
-    """Fit ``model`` to observed loss curves.
+    """Fit ``model`` to observed loss curves, whose runs may differ in schedule, peak LR, batch
+    size, weight decay or momentum: one landscape for all of them.
 
     Minimises ``sum_i huber(log loss_i - log pred_i)`` over all observed points of all curves by
     Levenberg-Marquardt (optimistix) on the equivalent least-squares problem, in float64, from
     ``num_starts`` starting points: the model's :meth:`~AbstractLossModel.initial_guess` and
-    random perturbations of it (``spread`` in log space). The whole optimiser loop is jitted.
+    random perturbations of it (``spread`` in the fit's coordinates). All starts take a few
+    solver steps together in one vmapped batch; the best two then go on together to
+    convergence. The objective (:class:`FitProblem`) and both solves are compiled once per
+    problem shape and reused by later fits of the same shape.
 
     Args:
-        model: any optlaws loss model; its current values are the fixed parameters.
-        curves: one or more :class:`LossCurve`.
+        model: any optlaws loss model. Parameters not in ``free`` keep its values; the initial
+            guess fills only the free ones (and the reference LR, batch size and curvature grid).
+        curves: one or more :class:`LossCurve`; each carries its :class:`~optlaws.Run`.
         free: parameters to fit (default ``model.default_free``).
         huber_delta: Huber threshold on log-residuals (``1e-3``: 0.1% relative error).
         num_starts: number of starting points.
         spread: standard deviation of the start perturbations in the fit's coordinates.
         seed: seed of the perturbations.
         max_steps: Levenberg-Marquardt iterations per start.
-        progress: show a progress bar over the starts.
+        covariance: ``"newey-west"`` (residuals correlated along each curve; the default, chosen
+            by the calibration of prediction bands in ``benchmarks/uncertainty.py``) or
+            ``"laplace"`` (independent residuals).
+        progress: show a status line while fitting.
 
     Returns:
-        A :class:`FitResult`.
+        A :class:`FitResult`. A :class:`FitWarning` is issued when the best start did not
+        converge or the mean training error exceeds 1%.
 
     Example:
         >>> curves = [optlaws.load_mpl("100M", n) for n in ("constant_24000", "cosine_24000")]  # doctest: +SKIP
@@ -155,88 +377,53 @@ def fit(
         raise ValueError(f"`num_starts` must be at least 1, got {num_starts}.")
     if not huber_delta > 0:
         raise ValueError(f"`huber_delta` must be positive, got {huber_delta!r}.")
+    _check_covariance(covariance)
     started = time.perf_counter()
-    with jax.enable_x64(True):
-        model = in_float64(model)
-        center = model.initial_guess(curves)
-        parameters = center.parameters()
-        specs = [parameters[name] for name in free]
-        for name, spec in zip(free, specs):
-            value = float(spec.get(center))
-            if not np.isfinite(value) or (spec.positive and value <= 0):
-                raise ValueError(
-                    f"cannot fit `{name}` from its current value {value!r}: set a finite"
-                    f"{' positive' if spec.positive else ''} starting value first (model.replace)."
-                )
-        theta_center = jnp.stack([spec.to_unconstrained(spec.get(center)) for spec in specs])
-        data = [(jnp.asarray(c.schedule.lr, dtype=jnp.float64), c.steps, jnp.log(jnp.asarray(c.loss))) for c in curves]
-
-        def build(theta):
-            return center.replace(**{n: s.from_unconstrained(t) for n, s, t in zip(free, specs, theta)})
-
-        def residuals(theta):
-            m = build(theta)
-            parts = []
-            for lr, steps, log_obs in data:
-                pred = m.loss(lr, steps)
-                ok = jnp.isfinite(pred) & (pred > 0)
-                parts.append(jnp.where(ok, log_obs - jnp.log(jnp.where(ok, pred, 1.0)), 1.0))
-            return jnp.concatenate(parts)
-
-        solver = optx.LevenbergMarquardt(rtol=1e-8, atol=1e-10)
-
-        @jax.jit
-        def solve(theta0):
-            sol = optx.least_squares(
-                lambda t, _: _huber_as_least_squares(residuals(t), huber_delta),
-                solver,
-                theta0,
-                max_steps=max_steps,
-                throw=False,
-            )
-            return sol.value, jnp.sum(huber(residuals(sol.value), huber_delta))
-
+    with float64(), status(f"fitting {type(model).__name__} to {len(curves)} curve(s), "
+                           f"{num_starts} start(s)", enabled=progress):
+        start = _start(in_float64(model), curves, free)
+        problem = FitProblem.build(start, free, curves, huber_delta)
+        center = np.asarray(problem.parameters.to_theta(start))
         rng = np.random.default_rng(seed)
-        starts = [theta_center] + [
-            theta_center + spread * jnp.asarray(rng.standard_normal(theta_center.shape))
-            for _ in range(num_starts - 1)
-        ]
-        best_theta, best_objective, converged = None, np.inf, 0
-        for theta0 in progress_bar(starts, "fitting", enabled=progress and num_starts > 1):
-            theta, objective = solve(theta0)
-            objective = float(objective)
-            if np.isfinite(objective) and np.all(np.isfinite(np.asarray(theta))):
-                converged += 1
-                if objective < best_objective:
-                    best_theta, best_objective = theta, objective
-        if best_theta is None:
+        offsets = spread * rng.standard_normal((num_starts, center.size))
+        offsets[0] = 0.0
+        thetas = center + offsets
+        if num_starts > REFINED:
+            thetas, objectives, _, _ = map(np.asarray, _solve(problem, jnp.asarray(thetas), SCREEN_STEPS))
+            finite = np.isfinite(objectives) & np.all(np.isfinite(thetas), axis=1)
+            thetas = thetas[np.argsort(np.where(finite, objectives, np.inf))[:REFINED]]
+        thetas, objectives, successes, num_steps = map(np.asarray, _solve(problem, jnp.asarray(thetas), max_steps))
+        finite = np.isfinite(objectives) & np.all(np.isfinite(thetas), axis=1)
+        if not finite.any():
             raise RuntimeError(
                 f"fit failed: no start of {num_starts} reached a finite objective; "
                 "check the curves' schedules or give the model a closer starting point."
             )
-        fitted = build(best_theta)
-        jac = np.asarray(jax.jacfwd(residuals)(best_theta))
-        res = np.asarray(residuals(best_theta))
-        dof = max(res.size - len(free), 1)
-        covariance = float(res @ res / dof) * np.linalg.pinv(jac.T @ jac)
+        best = int(np.argmin(np.where(finite, objectives, np.inf)))
+        theta = thetas[best]
+        res, jac, predicted = map(np.asarray, _linearise(problem, jnp.asarray(theta)))
+        cov = _covariance(jac, res, np.asarray(problem.curve_index), covariance)
+        fitted = problem.model(jnp.asarray(theta))
         values = fitted.values()
-        stderr = {}
-        for i, (name, spec) in enumerate(zip(free, specs)):
-            scale = values[name] if spec.positive else 1.0
-            stderr[name] = float(abs(scale) * np.sqrt(max(covariance[i, i], 0.0)))
-        reports = tuple(
-            curve_metrics(c.name, np.asarray(fitted.loss(lr, steps)), c.loss)
-            for c, (lr, steps, _) in zip(curves, data)
-        )
-    return FitResult(
+    curve_index = np.asarray(problem.curve_index)
+    reports = tuple(curve_metrics(c.name, predicted[curve_index == i], c.loss) for i, c in enumerate(curves))
+    result = FitResult(
         model=fitted,
         free=free,
         values=values,
-        stderr=stderr,
-        covariance=covariance,
-        objective=best_objective,
+        stderr=_stderr(problem.parameters, values, cov),
+        covariance=cov,
+        objective=float(objectives[best]),
         curves=reports,
         starts=num_starts,
-        converged=converged,
+        converged=int(np.sum(successes & finite)),
+        refined=len(thetas),
         seconds=time.perf_counter() - started,
+        problem=problem,
+        theta=theta,
+        best_converged=bool(successes[best]),
+        iterations=int(num_steps[best]),
     )
+    for problem_text in result.problems():
+        warnings.warn(f"{type(model).__name__} fit: {problem_text}.", FitWarning, stacklevel=2)
+    return result

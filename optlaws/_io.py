@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ._curves import InvalidCurveError, LossCurve
+from ._run import Run
 from ._schedules import Schedule, constant, cosine, from_array, parse_schedule, wsd
 
 __all__ = [
@@ -19,12 +20,19 @@ __all__ = [
     "read_schedule_csv",
     "schedule_from_config",
     "schedule_from_samples",
+    "settings_from_config",
     "write_csv",
 ]
 
 STEP_COLUMNS = ("step", "iter", "iteration")
 LOSS_COLUMNS = ("loss", "train_loss", "val_loss")
 LR_COLUMNS = ("lr", "learning_rate")
+# Optional run-setting columns of a curve CSV (one value for the whole file).
+SETTING_COLUMNS = {
+    "batch_size": ("batch_size",),
+    "weight_decay": ("weight_decay", "wd"),
+    "momentum": ("momentum", "beta1", "b1"),
+}
 
 
 def schedule_from_samples(
@@ -118,6 +126,7 @@ def read_csv(
     schedule: Schedule | str | None = None,
     warmup: int | None = None,
     name: str | None = None,
+    **settings,
 ) -> LossCurve:
     """Read a loss curve from a CSV file with a header row.
 
@@ -125,10 +134,25 @@ def read_csv(
     and optionally ``lr``, the learning rate at that step (the format of the Multi-Power Law
     data). The schedule is ``schedule`` (an :class:`Schedule` or a spec string) when given,
     otherwise it is rebuilt from the ``lr`` column (see :func:`schedule_from_samples`).
+
+    The run's settings come from optional columns ``batch_size``, ``weight_decay`` (or ``wd``)
+    and ``momentum`` (or ``beta1``), each holding one value for the whole run; ``settings``
+    given here (``batch_size=``, ...; CLI ``--batch-size`` ...) take precedence. Settings
+    recorded nowhere take the model's values for unrecorded settings.
     """
     path = Path(path)
     name = name or path.stem
-    table = _read_table(path, {"step": STEP_COLUMNS, "loss": LOSS_COLUMNS}, {"lr": LR_COLUMNS})
+    table = _read_table(path, {"step": STEP_COLUMNS, "loss": LOSS_COLUMNS}, {"lr": LR_COLUMNS, **SETTING_COLUMNS})
+    recorded = {}
+    for setting in SETTING_COLUMNS:
+        if setting in table:
+            values = np.unique(table[setting])
+            if values.size > 1:
+                raise InvalidCurveError(
+                    f"{path}: column {setting!r} changes within the run ({values[0]:g} to {values[-1]:g}); "
+                    "a run has one value of each setting."
+                )
+            recorded[setting] = float(values[0])
     if isinstance(schedule, str):
         schedule = parse_schedule(schedule)
     if schedule is None:
@@ -138,7 +162,39 @@ def read_csv(
                 "(CLI: --schedule SPEC) to say which learning rates produced this curve."
             )
         schedule = schedule_from_samples(table["step"], table["lr"], warmup=warmup, name=name)
-    return LossCurve(table["step"], table["loss"], schedule, name=name, metadata={"source": str(path)})
+    run = _run(path, schedule, {**recorded, **_given(settings)})
+    return LossCurve(table["step"], table["loss"], run, name=name, metadata={"source": str(path)})
+
+
+def _run(path: Path, schedule: Schedule, settings: dict) -> Run:
+    """The run of a curve file, with an error that names the file."""
+    try:
+        return Run(schedule, **settings)
+    except ValueError as e:
+        raise InvalidCurveError(f"{path}: {e}") from None
+
+
+def _given(settings: dict) -> dict:
+    """The run settings that were given (``None`` means "not given")."""
+    return {key: value for key, value in settings.items() if value is not None}
+
+
+def settings_from_config(config: dict) -> dict[str, float]:
+    """Run settings recorded in a tracker config (llm-baselines / nanoGPT keys).
+
+    ``batch_size`` is sequences per update: ``batch_size * acc_steps`` (gradient accumulation);
+    ``weight_decay``; ``momentum`` is ``beta1`` (Adam) or ``momentum`` (SGD).
+    """
+    found = {}
+    if isinstance(config.get("batch_size"), (int, float)):
+        found["batch_size"] = float(config["batch_size"]) * float(config.get("acc_steps", 1) or 1)
+    if isinstance(config.get("weight_decay"), (int, float)):
+        found["weight_decay"] = float(config["weight_decay"])
+    for key in ("beta1", "momentum"):
+        if isinstance(config.get(key), (int, float)):
+            found["momentum"] = float(config[key])
+            break
+    return found
 
 
 def read_schedule_csv(path: str | Path, *, warmup: int | None = None) -> Schedule:
@@ -211,6 +267,7 @@ def read_json(
     series: str = "val",
     schedule: Schedule | str | None = None,
     name: str | None = None,
+    **settings,
 ) -> LossCurve:
     """Read a run exported from an experiment tracker: ``{"config", "history", ...}``.
 
@@ -219,7 +276,8 @@ def read_json(
     (:func:`schedule_from_config`), else from ``history["train"]["train_lr"]``. Fragments are
     read as they are: steps are sorted and de-duplicated, and what was found (a history that
     starts late or ends before ``config["iterations"]``) is recorded in ``metadata["notes"]`` and
-    reported by a warning.
+    reported by a warning. The run's settings (batch size, weight decay, momentum) come from
+    ``config`` (:func:`settings_from_config`); ``settings`` given here take precedence.
     """
     path = Path(path)
     name = name or path.stem
@@ -258,7 +316,8 @@ def read_json(
     if notes:
         warnings.warn(f"{path.name}: " + "; ".join(notes) + ".", stacklevel=2)
     metadata = {"source": str(path), "config": config, "series": series, "notes": notes}
-    return LossCurve(steps, loss, schedule, name=name, metadata=metadata)
+    run = _run(path, schedule, {**settings_from_config(config), **_given(settings)})
+    return LossCurve(steps, loss, run, name=name, metadata=metadata)
 
 
 def read_curve(path: str | Path, **kwargs) -> LossCurve:
@@ -274,12 +333,13 @@ def read_curve(path: str | Path, **kwargs) -> LossCurve:
     return reader(path, **kwargs)
 
 
-def write_csv(path: str | Path, steps, loss, lr) -> None:
-    """Write columns ``step,lr,loss``."""
+def write_csv(path: str | Path, steps, loss, lr, **columns) -> None:
+    """Write columns ``step,lr,loss`` and any further named ``columns`` of the same length."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    values = [np.asarray(lr), np.asarray(loss), *(np.asarray(v) for v in columns.values())]
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["step", "lr", "loss"])
-        for s, r, l in zip(np.asarray(steps), np.asarray(lr), np.asarray(loss)):
-            writer.writerow([int(s), f"{float(r):.10g}", f"{float(l):.10g}"])
+        writer.writerow(["step", "lr", "loss", *columns])
+        for s, *row in zip(np.asarray(steps), *values):
+            writer.writerow([int(s), *(f"{float(v):.10g}" for v in row)])

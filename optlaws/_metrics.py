@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-import jax
 import numpy as np
 
 from ._curves import LossCurve
-from ._model import AbstractLossModel, in_float64
+from ._model import AbstractLossModel
+from ._precision import float64, in_float64
 
 __all__ = ["CurveMetrics", "evaluate", "curve_metrics"]
 
@@ -63,10 +63,9 @@ def evaluate(model: AbstractLossModel, curves: Sequence[LossCurve] | LossCurve) 
     if isinstance(curves, LossCurve):
         curves = [curves]
     results = []
-    with jax.enable_x64(True):
+    with float64():
         model = in_float64(model)
         for curve in curves:
-            lr = np.asarray(curve.schedule.lr, dtype=np.float64)
-            predicted = np.asarray(model.loss(lr, curve.steps))
+            predicted = np.asarray(model.loss(in_float64(curve.run), curve.steps))
             results.append(curve_metrics(curve.name, predicted, curve.loss))
     return results

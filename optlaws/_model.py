@@ -8,12 +8,14 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-__all__ = ["AbstractLossModel", "Parameter", "in_float64"]
+from ._run import Run, as_run
+from ._schedules import Schedule
+
+__all__ = ["AbstractLossModel", "Parameter", "ParameterMap"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,38 +38,39 @@ class Parameter:
             value = getattr(value, attr)
         return value
 
-    def to_unconstrained(self, value: ArrayLike) -> Array:
-        value = jnp.asarray(value, dtype=float)
-        return jnp.log(value) if self.positive else value
-
-    def from_unconstrained(self, theta: ArrayLike) -> Array:
-        return jnp.exp(theta) if self.positive else jnp.asarray(theta)
-
-
-def in_float64(model):
-    """The model with every floating-point leaf cast to float64 (call inside ``jax.enable_x64``)."""
-    return jax.tree.map(
-        lambda x: jnp.asarray(x, dtype=jnp.float64) if eqx.is_inexact_array(x) else x, model
-    )
-
 
 class AbstractLossModel(eqx.Module):
     """A model of the expected training loss as a function of the learning-rate schedule.
 
-    Subclasses are immutable equinox Modules whose fittable quantities are scalar array fields,
-    so ``jax.grad``, ``jax.vmap`` and ``jax.jit`` reach them. They implement:
+    A model is the landscape (what the fit learns); a :class:`~optlaws.Run` is what the user
+    chooses (schedule, batch size, weight decay, momentum). Subclasses are immutable equinox
+    Modules whose fittable quantities are scalar array fields, so ``jax.grad``, ``jax.vmap`` and
+    ``jax.jit`` reach them. They implement:
 
-    - ``loss(lr, steps)``: expected loss after ``steps`` updates of the per-step schedule ``lr``
-      (``steps`` is static: a NumPy array or list). Differentiable in the model and in ``lr``.
+    - ``_loss(run, steps)``: expected loss after ``steps`` updates of ``run`` (``steps`` is
+      static: a NumPy array or list). Differentiable in the model and in the run.
     - ``parameters()``: the fittable scalars by name.
     - ``default_free``: the names ``optlaws.fit`` fits unless told otherwise.
     """
 
     default_free: ClassVar[tuple[str, ...]] = ()
 
+    def loss(self, run: Run | Schedule | Float[ArrayLike, " T"], steps) -> Float[Array, " n"]:
+        """Expected loss after each of ``steps`` updates of ``run``.
+
+        ``run`` is a :class:`~optlaws.Run`, or a schedule / per-step LR array (a run that
+        records no settings).
+        """
+        return self._loss(as_run(run), steps)
+
     @abc.abstractmethod
-    def loss(self, lr: Float[ArrayLike, " T"], steps) -> Float[Array, " n"]:
-        """Expected loss after each of ``steps`` updates of the schedule ``lr``."""
+    def _loss(self, run: Run, steps) -> Float[Array, " n"]:
+        """Expected loss after each of ``steps`` updates of ``run``."""
+
+    def resolve(self, run: Run) -> Run:
+        """``run`` with every setting this model reads made explicit (a law reads none: only
+        the learning rates are kept)."""
+        return Run(as_run(run).lr)
 
     @abc.abstractmethod
     def parameters(self) -> dict[str, Parameter]:
@@ -100,3 +103,34 @@ class AbstractLossModel(eqx.Module):
                 f"{type(self).__name__} has no parameter {name!r}; it has: {', '.join(parameters)}."
             )
         return parameters[name]
+
+
+class ParameterMap(eqx.Module):
+    """The map between a model and the vector ``theta`` of its free parameters in the fit's
+    coordinates (log for positive parameters), shared by fitting, uncertainty and sampling.
+
+    Attributes:
+        names: the free parameters, in the order of ``theta``.
+        positive: for each, whether it lives in log space.
+    """
+
+    names: tuple[str, ...] = eqx.field(static=True)
+    positive: tuple[bool, ...] = eqx.field(static=True)
+
+    @classmethod
+    def of(cls, model: AbstractLossModel, names: Sequence[str]) -> ParameterMap:
+        specs = [model._parameter(name) for name in names]
+        return cls(tuple(names), tuple(spec.positive for spec in specs))
+
+    def to_theta(self, model: AbstractLossModel) -> Float[Array, " p"]:
+        """``theta`` of ``model``."""
+        values = [model.get(name) for name in self.names]
+        return jnp.stack([jnp.log(v) if pos else v for v, pos in zip(values, self.positive)])
+
+    def to_model(self, base: AbstractLossModel, theta: Float[ArrayLike, " p"]) -> AbstractLossModel:
+        """``base`` with its free parameters set from ``theta``."""
+        theta = jnp.asarray(theta)
+        return base.replace(**{
+            name: jnp.exp(theta[i]) if pos else theta[i]
+            for i, (name, pos) in enumerate(zip(self.names, self.positive))
+        })

@@ -22,7 +22,7 @@ def plot_curves(
 ):
     """Plot predictions (lines) over observed curves (dots) of the same name.
 
-    Panels: loss, relative error of each prediction against the observed curve of the same name
+    Panels: loss (with the predictions' uncertainty bands shaded, where they have one), relative error of each prediction against the observed curve of the same name
     (when there is one), learning-rate schedule. Returns the matplotlib figure; saves it when
     ``path`` is given.
     """
@@ -43,6 +43,9 @@ def plot_curves(
     for i, pred in enumerate(predictions):
         color = colors[i % len(colors)]
         loss_ax.plot(pred.steps, pred.loss, color=color, lw=1.5, label=f"{pred.name} (predicted)")
+        if pred.loss_low is not None:
+            loss_ax.fill_between(pred.steps, pred.loss_low, np.where(np.isfinite(pred.loss_high), pred.loss_high,
+                                                                     np.nan), color=color, alpha=0.2, lw=0)
         lr_ax.plot(pred.steps, pred.lr, color=color, lw=1)
         finite_losses.append(pred.loss[np.isfinite(pred.loss)])
         curve = by_name.get(pred.name)

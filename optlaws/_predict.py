@@ -1,35 +1,40 @@
-"""Predict a loss curve for a schedule."""
+"""Predict a loss curve for a run, with an uncertainty band from the fit."""
 
 from __future__ import annotations
 
 import dataclasses
 
-import jax
 import numpy as np
 
 from ._curves import DIVERGENCE_RATIO
 from ._io import write_csv
-from ._model import AbstractLossModel, in_float64
-from ._schedules import Schedule, from_array
+from ._model import AbstractLossModel
+from ._precision import float64, in_float64
+from ._run import Run, as_run
+from ._schedules import Schedule
+from ._uncertainty import DEFAULT_NUM_SAMPLES, ParameterUncertainty
 
 __all__ = ["Prediction", "predict"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
-    """Predicted expected loss of a schedule.
+    """Predicted expected loss of a run.
 
     Attributes:
         steps: the steps predicted.
         loss: expected loss after that many updates (``inf`` once the run is predicted to diverge).
         lr: learning rate at those steps (of the last update for the final step).
         name: the schedule's name.
+        loss_low, loss_high: the uncertainty band (``predict(..., band=0.9)``), else ``None``.
     """
 
     steps: np.ndarray
     loss: np.ndarray
     lr: np.ndarray
     name: str
+    loss_low: np.ndarray | None = None
+    loss_high: np.ndarray | None = None
 
     @property
     def final_loss(self) -> float:
@@ -42,9 +47,9 @@ class Prediction:
         return int(self.steps[np.argmax(bad)]) if bad.any() else None
 
     def to_csv(self, path) -> None:
-        """Write columns ``step,lr,loss``."""
-        write_csv(path, self.steps, self.loss, self.lr)
-
+        """Write columns ``step,lr,loss`` (and ``loss_low,loss_high`` with a band)."""
+        band = {} if self.loss_low is None else {"loss_low": self.loss_low, "loss_high": self.loss_high}
+        write_csv(path, self.steps, self.loss, self.lr, **band)
 
 def _mark_divergence(loss: np.ndarray) -> np.ndarray:
     """``inf`` from the first step where the loss is not finite or blows up past
@@ -65,30 +70,56 @@ def default_steps(total: int, every: int | None = None) -> np.ndarray:
 
 
 def predict(
-    model: AbstractLossModel,
-    schedule: Schedule | np.ndarray,
+    model,
+    run: Run | Schedule | np.ndarray,
     *,
     steps=None,
     every: int | None = None,
+    band: float | None = None,
+    uncertainty: ParameterUncertainty | None = None,
+    num_samples: int = DEFAULT_NUM_SAMPLES,
+    seed: int = 0,
+    name: str | None = None,
 ) -> Prediction:
-    """Predict the expected loss of ``schedule`` under ``model`` (in float64).
+    """Predict the expected loss of ``run`` under ``model`` (in float64).
 
     Args:
-        model: a fitted model.
-        schedule: a :class:`Schedule` or per-step learning rates.
+        model: a loss model, or a fit (:class:`FitResult`, or a FITTED.json read by
+            :func:`load_fitted`), which also brings its parameter uncertainty.
+        run: a :class:`Run`, or a :class:`Schedule` / per-step learning rates (a run whose
+            settings take the model's values for unrecorded settings).
         steps: steps to predict (default: every ``every`` steps and the last one).
         every: spacing of the default steps.
+        band: with a probability such as ``0.9``, add the central band of that probability
+            (``loss_low``, ``loss_high``) from the fit's parameter uncertainty.
+        uncertainty: the parameter uncertainty for ``band`` (default: the fit's).
+        num_samples: parameter draws for the band.
+        seed: seed of the draws.
+        name: the prediction's name (default: the schedule's).
 
     Example:
-        >>> pred = optlaws.predict(fitted.model, optlaws.wsd(3e-4, 24000, warmup=2160))  # doctest: +SKIP
-        >>> pred.final_loss  # doctest: +SKIP
+        >>> result = optlaws.fit(optlaws.AdamModel(), curves)  # doctest: +SKIP
+        >>> pred = optlaws.predict(result, optlaws.wsd(3e-4, 24000, warmup=2160), band=0.9)  # doctest: +SKIP
+        >>> pred.final_loss, pred.loss_low[-1], pred.loss_high[-1]  # doctest: +SKIP
     """
-    if not isinstance(schedule, Schedule):
-        schedule = from_array(schedule)
-    total = schedule.total_steps
+    if not isinstance(model, AbstractLossModel):
+        if not isinstance(getattr(model, "model", None), AbstractLossModel):
+            raise TypeError(f"`model` must be a loss model or a fit, got {type(model).__name__}.")
+        uncertainty = uncertainty if uncertainty is not None else getattr(model, "uncertainty", None)
+        model = model.model
+    if band is not None and uncertainty is None:
+        raise ValueError("`band` needs the fit's parameter uncertainty: pass a FitResult or a fitted file "
+                         "(optlaws.load_fitted), or `uncertainty=`.")
+    name = name or (run.name if isinstance(run, Schedule) else "run")
+    run = as_run(run)
+    total = run.total_steps
     steps = default_steps(total, every) if steps is None else np.asarray(steps, dtype=np.int64)
-    with jax.enable_x64(True):
-        loss = np.asarray(in_float64(model).loss(np.asarray(schedule.lr, dtype=np.float64), steps))
-    loss = _mark_divergence(loss)
-    lr = np.asarray(schedule.lr)[np.minimum(steps, total - 1)]
-    return Prediction(steps=steps, loss=loss, lr=lr, name=schedule.name)
+    with float64():
+        model, run = in_float64(model), in_float64(run)
+        loss = _mark_divergence(np.asarray(model.loss(run, steps)))
+        low = high = None
+        if band is not None:
+            low, high = in_float64(uncertainty).band(model, run, steps, level=band,
+                                                     num_samples=num_samples, key=seed)
+    lr = np.asarray(run.lr)[np.minimum(steps, total - 1)]
+    return Prediction(steps=steps, loss=loss, lr=lr, name=name, loss_low=low, loss_high=high)

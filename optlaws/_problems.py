@@ -21,10 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, Float
 
 from ._curves import LossCurve
 from ._predict import default_steps
+from ._run import Run, as_run
 from ._schedules import Schedule
 from ._sde.models import AdamModel, SGDModel
 from ._sde.spectrum import DiscreteSpectrum
@@ -39,7 +40,7 @@ class LeastSquaresProblem(eqx.Module):
         curvatures: ``h_i``, shape ``(d,)``.
         displacement: ``theta_0 - theta_star``, shape ``(d,)``.
         label_noise: standard deviation of the label noise.
-        batch_size: minibatch size.
+        batch_size: minibatch size, and the reference batch size of its moment models.
     """
 
     curvatures: Float[Array, " d"]
@@ -78,29 +79,42 @@ class LeastSquaresProblem(eqx.Module):
     def train(
         self,
         optimizer: Callable[[optax.Schedule], optax.GradientTransformation],
-        schedule: Schedule,
+        run: Run | Schedule,
         *,
         seeds: int = 8,
         every: int = 25,
         key: int = 0,
+        name: str | None = None,
     ) -> LossCurve:
-        """Train with ``optimizer(learning_rate_schedule)`` on fresh minibatches.
+        """Train with ``optimizer(learning_rate_schedule)`` on fresh minibatches of
+        ``run.batch_size`` (default: the problem's ``batch_size``).
 
         Returns the population loss averaged over ``seeds`` independent runs, every ``every``
-        steps. Example: ``problem.train(lambda lr: optax.sgd(lr, momentum=0.9), schedule)``.
+        steps; the curve carries ``run`` with its batch size. The optimizer is the caller's: its
+        settings should match the run's (``momentum``, ``weight_decay``). Example::
+
+            problem.train(lambda lr: optax.sgd(lr, momentum=0.9),
+                          optlaws.Run(schedule, momentum=0.9, batch_size=64))
         """
-        lr = jnp.asarray(schedule.lr)
+        name = name or (run.name if isinstance(run, Schedule) else "run")
+        run = as_run(run)
+        if run.batch_size is None:
+            run = run.replace(batch_size=self.batch_size)
+        batch_size = int(run.batch_size)
+        if batch_size != float(run.batch_size):
+            raise ValueError(f"`run.batch_size` must be a whole number of samples, got {float(run.batch_size)}.")
+        lr = run.lr
         tx = optimizer(lambda count: lr[jnp.minimum(count, lr.shape[0] - 1)])
         h = self.curvatures
         d = h.shape[0]
 
-        def run(seed_key):
+        def one_seed(seed_key):
             def step(carry, step_key):
                 delta, opt_state = carry
                 kx, ke = jax.random.split(step_key)
-                x = jax.random.normal(kx, (self.batch_size, d)) * jnp.sqrt(h)
-                noise = self.label_noise * jax.random.normal(ke, (self.batch_size,))
-                grad = x.T @ (x @ delta - noise) / self.batch_size
+                x = jax.random.normal(kx, (batch_size, d)) * jnp.sqrt(h)
+                noise = self.label_noise * jax.random.normal(ke, (batch_size,))
+                grad = x.T @ (x @ delta - noise) / batch_size
                 updates, opt_state = tx.update(grad, opt_state, delta)
                 delta = optax.apply_updates(delta, updates)
                 return (delta, opt_state), self.loss(delta)
@@ -109,28 +123,30 @@ class LeastSquaresProblem(eqx.Module):
             _, losses = jax.lax.scan(step, (self.displacement, tx.init(self.displacement)), keys)
             return losses
 
-        losses = jax.jit(jax.vmap(run))(jax.random.split(jax.random.PRNGKey(key), seeds))
-        total = schedule.total_steps
-        steps = default_steps(total, every)
+        losses = jax.jit(jax.vmap(one_seed))(jax.random.split(jax.random.PRNGKey(key), seeds))
+        steps = default_steps(run.total_steps, every)
         mean = np.asarray(jnp.mean(losses, axis=0))[steps - 1]
-        return LossCurve(steps, mean, schedule, name=schedule.name,
+        return LossCurve(steps, mean, run, name=name,
                          metadata={"seeds": seeds, "source": "LeastSquaresProblem.train"})
 
     def _mode_losses(self):
         h = self.curvatures
         return h, 0.5 * h * self.displacement**2, self.label_noise**2 * h / self.batch_size
 
-    def sgd_model(self, *, momentum: ArrayLike = 0.0, block: int = 1) -> SGDModel:
-        """The exact moment model of ``optax.sgd(lr, momentum)`` on this problem (label-noise part)."""
+    def sgd_model(self, *, block: int = 1) -> SGDModel:
+        """The exact moment model of ``optax.sgd(lr, momentum)`` on this problem (label-noise part;
+        the momentum and batch size are the run's)."""
         h, signal, noise_var = self._mode_losses()
         spectrum = DiscreteSpectrum(h, signal, noise_var / 4.0)
-        return SGDModel(spectrum=spectrum, loss_inf=self.loss_inf, momentum=momentum, block=block)
+        return SGDModel(spectrum=spectrum, loss_inf=self.loss_inf, reference_batch_size=self.batch_size,
+                        block=block)
 
-    def adam_model(self, *, b1: ArrayLike = 0.9, eps: float = 1e-8, block: int = 1) -> AdamModel:
+    def adam_model(self, *, eps: float = 1e-8, block: int = 1) -> AdamModel:
         """The moment model of ``optax.adam(lr, b1, b2, eps)`` with the stationary preconditioner
-        ``1 / (sqrt(v_i) + eps)``, ``v_i = label_noise^2 h_i / B`` (any ``b2`` close to 1)."""
+        ``1 / (sqrt(v_i) + eps)``, ``v_i = label_noise^2 h_i / B`` (any ``b2`` close to 1; ``b1``
+        and the batch size are the run's; run it with ``weight_decay=0``)."""
         h, signal, noise_var = self._mode_losses()
         precondition = 1.0 / (jnp.sqrt(noise_var) + eps)
         spectrum = DiscreteSpectrum(precondition * h, signal, precondition * noise_var / 4.0)
-        return AdamModel(spectrum=spectrum, loss_inf=self.loss_inf, b1=b1, weight_decay=0.0,
+        return AdamModel(spectrum=spectrum, loss_inf=self.loss_inf, reference_batch_size=self.batch_size,
                          norm_init=1.0, mobility_exponent=1.0, block=block)

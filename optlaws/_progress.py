@@ -1,20 +1,20 @@
-"""Progress bars for the slow loops (fitting starts, batched search)."""
+"""Status lines for the slow steps (fitting, batched search)."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator
 
 from rich.console import Console
-from rich.progress import track
-
-T = TypeVar("T")
 
 
-def progress_bar(items: Iterable[T], description: str, *, enabled: bool = True) -> Iterator[T]:
-    """Iterate ``items`` with a progress bar on stderr when ``enabled`` and stderr is a terminal."""
+@contextlib.contextmanager
+def status(description: str, *, enabled: bool = True) -> Iterator[None]:
+    """A spinner with ``description`` on stderr while the block runs (when ``enabled`` and
+    stderr is a terminal): for one long jitted call, which has no steps to count."""
     if not enabled or not sys.stderr.isatty():
-        yield from items
+        yield
         return
-    yield from track(items, description=description, console=Console(stderr=True), transient=True)
+    with Console(stderr=True).status(description):
+        yield

@@ -1,21 +1,30 @@
-"""The FITTED.json format: a fitted model that loads back to the same predictions.
+"""The FITTED.json format: a fitted model that loads back to the same predictions, with what
+prediction bands need.
 
-Layout (version 1)::
+Layout (version 2)::
 
     {
       "format": "optlaws.fitted",
-      "version": 1,
-      "optlaws_version": "0.1.0",
+      "version": 2,
+      "optlaws_version": "0.2.0",
       "model": {"type": "AdamModel", "fields": {
           "spectrum": {"type": "PowerLawSpectrum", "fields": {"signal_amplitude": 0.74, ...,
                                                               "curvatures": [...]}},
-          "loss_inf": 2.60, "b1": 0.9, "block": 16, "dynamics": "discrete", ...}},
+          "loss_inf": 2.60, "reference_batch_size": 1.0, "block": 16, "dynamics": "discrete", ...}},
+      "runs": {"batch_size": 200.0, "weight_decay": 0.1, "momentum": 0.9},
+      "uncertainty": {"free": [...], "positive": [...], "theta": [...], "covariance": [[...]]},
       "fit": {"free": [...], "values": {...}, "stderr": {...}, "objective": ...,
               "curves": [{"curve": ..., "r2": ..., "mean_rel_error": ..., ...}], "seconds": ...}
     }
 
 Every field of a model is stored (arrays as lists of float64 values, written with 17
-significant digits), so loading rebuilds the model exactly; ``fit`` is informational.
+significant digits), so loading rebuilds the model exactly. ``runs`` holds the settings that all
+fitted runs shared: the command line uses them for a run that records none. ``uncertainty`` is
+the fit's Gaussian over its free parameters (log coordinates for positive ones); ``fit`` is
+informational.
+
+Version 1 kept the run settings (``batch_size``, ``weight_decay``, ``b1`` / ``momentum``) in the
+model: they load into ``runs``.
 """
 
 from __future__ import annotations
@@ -26,18 +35,40 @@ from pathlib import Path
 from typing import Any
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ._fit import FitResult
-from ._model import AbstractLossModel
+from ._model import AbstractLossModel, ParameterMap
+from ._precision import float64
 from ._registry import serializable_classes
+from ._run import SETTINGS
+from ._uncertainty import ParameterUncertainty
 
-__all__ = ["FORMAT", "VERSION", "load_model", "save_model"]
+__all__ = ["FORMAT", "VERSION", "Fitted", "load_fitted", "load_model", "save_model"]
 
 FORMAT = "optlaws.fitted"
-VERSION = 1
+VERSION = 2
+# Version 1 stored these run settings as model fields; the names in a Run.
+V1_RUN_FIELDS = {"batch_size": "batch_size", "weight_decay": "weight_decay", "b1": "momentum",
+                 "momentum": "momentum"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Fitted:
+    """A FITTED.json file: the model, and what came with it.
+
+    Attributes:
+        model: the fitted loss model.
+        run_settings: settings all fitted runs shared (defaults for a run that records none).
+        uncertainty: the fit's parameter uncertainty (``None`` when the file has none).
+        fit: the fit's report, as stored (informational).
+    """
+
+    model: AbstractLossModel
+    run_settings: dict[str, float]
+    uncertainty: ParameterUncertainty | None
+    fit: dict | None
 
 
 def _encode(value: Any) -> Any:
@@ -52,7 +83,8 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"cannot store a model field of type {type(value).__name__}.")
 
 
-def _decode(node: Any) -> Any:
+def _decode(node: Any, run_settings: dict | None = None) -> Any:
+    """Rebuild a stored object; with ``run_settings``, version-1 run fields move there."""
     if isinstance(node, dict) and "type" in node and "fields" in node:
         classes = serializable_classes()
         cls = classes.get(node["type"])
@@ -60,15 +92,31 @@ def _decode(node: Any) -> Any:
             raise ValueError(
                 f"unknown model type {node['type']!r} in fitted file; known: {', '.join(sorted(classes))}."
             )
-        fields = {name: _decode(v) for name, v in node["fields"].items()}
+        fields = {name: _decode(v, run_settings) for name, v in node["fields"].items()}
+        if run_settings is not None:
+            for old, new in V1_RUN_FIELDS.items():
+                if old in fields:
+                    run_settings[new] = float(fields.pop(old))
         return cls(**fields)
     if isinstance(node, list):
         return np.asarray(node, dtype=np.float64)
     return node
 
 
+def _shared_settings(fit_result: FitResult) -> dict[str, float]:
+    """The run settings that every fitted run had."""
+    runs = fit_result.problem.runs
+    shared = {}
+    for name in SETTINGS:
+        values = getattr(runs, name)
+        if values is not None and np.unique(np.asarray(values)).size == 1:
+            shared[name] = float(np.asarray(values)[0])
+    return shared
+
+
 def save_model(path: str | Path, model: AbstractLossModel, fit_result: FitResult | None = None) -> None:
-    """Write ``model`` (and what is known about its fit) to a FITTED.json file."""
+    """Write ``model`` (and what is known about its fit, with its parameter uncertainty) to a
+    FITTED.json file."""
     from . import __version__
 
     document = {
@@ -78,6 +126,14 @@ def save_model(path: str | Path, model: AbstractLossModel, fit_result: FitResult
         "model": _encode(model),
     }
     if fit_result is not None:
+        document["runs"] = _shared_settings(fit_result)
+        parameters = fit_result.problem.parameters
+        document["uncertainty"] = {
+            "free": list(parameters.names),
+            "positive": list(parameters.positive),
+            "theta": np.asarray(fit_result.theta, dtype=np.float64).tolist(),
+            "covariance": np.asarray(fit_result.covariance, dtype=np.float64).tolist(),
+        }
         document["fit"] = {
             "free": list(fit_result.free),
             "values": fit_result.values,
@@ -91,8 +147,8 @@ def save_model(path: str | Path, model: AbstractLossModel, fit_result: FitResult
     path.write_text(json.dumps(document, indent=1, allow_nan=True) + "\n")
 
 
-def load_model(path: str | Path) -> AbstractLossModel:
-    """Read a model written by :func:`save_model`."""
+def load_fitted(path: str | Path) -> Fitted:
+    """Read a FITTED.json file written by :func:`save_model` (format version 1 or 2)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such fitted-model file: {path}")
@@ -103,12 +159,24 @@ def load_model(path: str | Path) -> AbstractLossModel:
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ValueError(f"{path}: not an optlaws fitted-model file (no \"format\": \"{FORMAT}\").")
     version = document.get("version")
-    if version != VERSION:
+    if version not in (1, VERSION):
         raise ValueError(
-            f"{path}: fitted-model format version {version!r}; this optlaws reads version {VERSION}."
+            f"{path}: fitted-model format version {version!r}; this optlaws reads versions 1 and {VERSION}."
         )
-    with jax.enable_x64(True):  # float64 leaves: the exact stored values
-        model = _decode(document["model"])
-    if not isinstance(model, AbstractLossModel):
-        raise ValueError(f"{path}: the stored object is not a loss model.")
-    return model
+    with float64():  # float64 leaves: the exact stored values
+        run_settings = {} if version == 1 else dict(document.get("runs", {}))
+        model = _decode(document["model"], run_settings if version == 1 else None)
+        if not isinstance(model, AbstractLossModel):
+            raise ValueError(f"{path}: the stored object is not a loss model.")
+        stored = document.get("uncertainty")
+        uncertainty = None
+        if stored is not None:
+            parameters = ParameterMap(tuple(stored["free"]), tuple(bool(p) for p in stored["positive"]))
+            uncertainty = ParameterUncertainty(parameters, jnp.asarray(stored["theta"], dtype=float),
+                                               jnp.asarray(stored["covariance"], dtype=float))
+    return Fitted(model=model, run_settings=run_settings, uncertainty=uncertainty, fit=document.get("fit"))
+
+
+def load_model(path: str | Path) -> AbstractLossModel:
+    """Read the model of a FITTED.json file (see :func:`load_fitted` for the rest)."""
+    return load_fitted(path).model

@@ -1,23 +1,39 @@
-"""The ``optlaws`` command line: fit, predict, evaluate, example."""
+"""The ``optlaws`` command line: fit, predict, evaluate, example.
+
+Exit codes: 0 success; 2 bad input or a failed command (``optlaws: error: ...``); 3 a fit with
+``--strict`` that did not converge or ends far from its own training data.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import warnings
 from pathlib import Path
 
-from ._curves import InvalidCurveError
-from ._fit import fit
+from ._fit import FitWarning, fit
 from ._io import read_curve, read_schedule_csv
 from ._metrics import evaluate
 from ._predict import predict
 from ._registry import MODELS, make_model
+from ._run import SETTINGS, Run
 from ._schedules import Schedule, parse_schedule
-from ._serialize import load_model, save_model
+from ._serialize import load_fitted, save_model
 
 EVALUATE_KEYS = ("curve", "r2", "mean_rel_error", "max_rel_error", "final_rel_error")
+EXIT_POOR_FIT = 3
+
+
+def _given_settings(args) -> dict[str, float]:
+    """Run settings given on the command line."""
+    return {name: getattr(args, name) for name in SETTINGS if getattr(args, name) is not None}
+
+
+def _fill(run: Run, settings: dict[str, float]) -> Run:
+    """``run`` with the settings it does not record taken from ``settings`` (the fitted runs')."""
+    return run.replace(**{name: value for name, value in settings.items() if getattr(run, name) is None})
 
 
 def _read_curves(paths, args):
@@ -26,7 +42,7 @@ def _read_curves(paths, args):
         options = {"schedule": args.schedule} if args.schedule else {}
         if Path(path).suffix.lower() == ".csv" and args.warmup is not None:
             options["warmup"] = args.warmup
-        curve = read_curve(path, **options)
+        curve = read_curve(path, **options, **_given_settings(args))
         curves.append(curve.since(args.from_step) if args.from_step else curve)
     return curves
 
@@ -40,31 +56,34 @@ def _schedule(spec: str, warmup: int | None) -> Schedule:
 
 def _cmd_fit(args) -> int:
     curves = _read_curves(args.curves, args)
-    options = {}
-    for key in ("batch_size", "weight_decay"):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
-    model = make_model(args.model, **options)
+    model = make_model(args.model)
     free = tuple(args.free.split(",")) if args.free else None
-    result = fit(model, curves, free=free, num_starts=args.starts, progress=not args.quiet)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)  # the summary reports them
+        result = fit(model, curves, free=free, num_starts=args.starts, progress=not args.quiet)
     save_model(args.out, result.model, result)
     if not args.quiet:
         print(result.summary())
         print(f"\nwrote {args.out}")
-    return 0
+    for problem in result.problems():
+        print(f"optlaws: warning: {problem}", file=sys.stderr)
+    return EXIT_POOR_FIT if args.strict and result.problems() else 0
 
 
 def _cmd_predict(args) -> int:
-    model = load_model(args.fitted)
+    fitted = load_fitted(args.fitted)
     schedule = _schedule(args.schedule, args.warmup)
-    prediction = predict(model, schedule, every=args.every)
+    run = _fill(Run(schedule, **_given_settings(args)), fitted.run_settings)
+    prediction = predict(fitted, run, every=args.every, band=args.band, name=schedule.name)
     prediction.to_csv(args.out)
     if args.plot:
         from ._plot import plot_curves
 
         plot_curves([prediction], path=args.plot, title=f"predicted loss: {schedule.name}")
     if not args.quiet:
-        print(f"{schedule.name}: predicted final loss {prediction.final_loss:.5f} at step "
+        band = (f" ({args.band:.0%} band {prediction.loss_low[-1]:.5f} to {prediction.loss_high[-1]:.5f})"
+                if args.band is not None else "")
+        print(f"{schedule.name}: predicted final loss {prediction.final_loss:.5f}{band} at step "
               f"{int(prediction.steps[-1])}" + (f" (diverges at step {prediction.diverged_at})"
                                                 if prediction.diverged_at is not None else ""))
         print(f"wrote {args.out}")
@@ -72,8 +91,9 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    model = load_model(args.fitted)
-    curves = _read_curves(args.curves, args)
+    fitted = load_fitted(args.fitted)
+    model = fitted.model
+    curves = [dataclasses.replace(c, run=_fill(c.run, fitted.run_settings)) for c in _read_curves(args.curves, args)]
     results = evaluate(model, curves)
     if args.json:
         print(json.dumps([{k: m.as_dict()[k] for k in EVALUATE_KEYS} for m in results], indent=1))
@@ -85,8 +105,7 @@ def _cmd_evaluate(args) -> int:
     if args.plot:
         from ._plot import plot_curves
 
-        predictions = [predict(model, c.schedule) for c in curves]
-        predictions = [type(p)(p.steps, p.loss, p.lr, c.name) for p, c in zip(predictions, curves)]
+        predictions = [predict(model, c.run, name=c.name) for c in curves]
         plot_curves(predictions, curves, path=args.plot, title="predicted vs observed")
     return 0
 
@@ -109,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def run_options(p, what):
+        p.add_argument("--batch-size", type=float, help=f"batch size of {what} (a JSON export's config has it)")
+        p.add_argument("--weight-decay", type=float, help=f"decoupled weight decay of {what}")
+        p.add_argument("--momentum", type=float, help=f"Adam's beta1 or SGD's momentum of {what}")
+
     def curve_options(p):
         p.add_argument("--schedule", help="schedule spec for the curves (default: their 'lr' column "
                        "or JSON config), e.g. wsd:peak=3e-4,total=24000,warmup=2160")
@@ -121,10 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="where to write the fitted model (JSON)")
     p.add_argument("--free", help="comma-separated parameters to fit (default: the model's)")
     p.add_argument("--starts", type=int, default=8, help="number of starting points")
-    p.add_argument("--batch-size", type=float, help="batch size of the runs (sets the reference)")
-    p.add_argument("--weight-decay", type=float, help="decoupled weight decay of the runs")
+    p.add_argument("--strict", action="store_true",
+                   help=f"exit with {EXIT_POOR_FIT} when the fit does not converge or its mean training error "
+                        "exceeds 1%%")
     p.add_argument("--quiet", action="store_true")
     curve_options(p)
+    run_options(p, "the runs")
     p.set_defaults(run=_cmd_fit)
 
     p = sub.add_parser("predict", help="predict the loss curve of a schedule")
@@ -133,8 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, help="linear warmup steps before the first LR of a CSV")
     p.add_argument("--out", required=True, help="where to write step,lr,loss (CSV)")
     p.add_argument("--every", type=int, help="spacing of predicted steps")
+    p.add_argument("--band", type=float, help="add the central band of this probability (e.g. 0.9) from the "
+                   "fit's parameter uncertainty: columns loss_low,loss_high")
     p.add_argument("--plot", help="also save a figure (PNG)")
     p.add_argument("--quiet", action="store_true")
+    run_options(p, "the run (default: the fitted runs' shared settings)")
     p.set_defaults(run=_cmd_predict)
 
     p = sub.add_parser("evaluate", help="compare a fitted model with observed curves")
@@ -143,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.add_argument("--plot", help="also save a figure (PNG)")
     curve_options(p)
+    run_options(p, "the runs (default: the fitted runs' shared settings)")
     p.set_defaults(run=_cmd_evaluate)
 
     p = sub.add_parser("example", help="the built-in example: train, fit, predict, compare")

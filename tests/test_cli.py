@@ -133,7 +133,59 @@ def test_every_model_through_the_cli(model, short_curve_files, tmp_path, capsys)
     assert row["curve"] == "wsd" and row["mean_rel_error"] < 0.03
 
 
-def test_sde_only_options_are_refused_for_laws(short_curve_files, tmp_path, capsys):
-    assert main(["fit", str(short_curve_files["constant"]), "--warmup", "200", "--model", "mpl",
-                 "--batch-size", "64", "--out", str(tmp_path / "f.json")]) == 2
-    assert "model 'mpl' has no option 'batch_size'" in capsys.readouterr().err
+def write_json_run(path, truth, schedule_config, weight_decay, steps):
+    """A tracker JSON export (the llm-baselines layout) of ``truth``'s loss under a run."""
+    config = {"lr": 1e-3, "iterations": 3000, "warmup_steps": 200, "batch_size": 32, "acc_steps": 2,
+              "beta1": 0.9, "weight_decay": weight_decay, **schedule_config}
+    with jax.enable_x64(True):
+        run = optlaws.Run(optlaws.schedule_from_config(config), weight_decay=weight_decay)
+        loss = np.asarray(truth.loss(run, steps))
+    path.write_text(json.dumps({"config": config, "history": {"val": {"iter": steps.tolist(),
+                                                                      "val_loss": loss.tolist()}}}))
+    return path
+
+
+def test_one_fit_across_weight_decays(tmp_path, capsys):
+    """Runs that differ only in weight decay, read from JSON exports that record it: one fitted
+    landscape predicts each; told the wrong weight decay, the same model misses them."""
+    truth = optlaws.AdamModel(reference_lr=1e-3, reference_batch_size=64.0, norm_init=0.3).replace(**TRUE)
+    steps = np.arange(200, 3001, 50)
+    constant, cosine = {"scheduler": "none"}, {"scheduler": "cos", "cos_final_lr": 1e-4}
+    train = [write_json_run(tmp_path / f"{name}_{wd}.json", truth, config, wd, steps)
+             for name, config in (("constant", constant), ("cosine", cosine)) for wd in (0.0, 0.3)]
+    held = [write_json_run(tmp_path / f"held_{wd}.json", truth, {"scheduler": "wsd", "wsd_fract_decay": 0.3},
+                           wd, steps) for wd in (0.0, 0.3)]
+    fitted = tmp_path / "fitted.json"
+    assert main(["fit", *map(str, train), "--free", "loss_inf,signal_amplitude,signal_exponent,noise_amplitude,norm_init",
+                 "--starts", "2", "--quiet", "--strict", "--out", str(fitted)]) == 0
+    stored = json.loads(fitted.read_text())
+    assert stored["runs"] == {"batch_size": 64.0, "momentum": 0.9}  # weight decay differs between runs
+    capsys.readouterr()
+    assert main(["evaluate", str(fitted), *map(str, train + held), "--json"]) == 0
+    errors = [row["max_rel_error"] for row in json.loads(capsys.readouterr().out)]
+    assert max(errors) < 1e-4, errors
+    assert main(["evaluate", str(fitted), *map(str, held), "--weight-decay", "0.1", "--json"]) == 0
+    errors = [row["max_rel_error"] for row in json.loads(capsys.readouterr().out)]
+    assert min(errors) > 1e-3, errors
+
+
+def test_laws_take_run_settings_and_ignore_them(short_curve_files, tmp_path):
+    fitted = tmp_path / "power.json"
+    assert main(["fit", str(short_curve_files["constant"]), "--warmup", "200", "--model", "power", "--quiet",
+                 "--batch-size", "64", "--weight-decay", "0.05", "--out", str(fitted)]) == 0
+    spec = "wsd:peak=1e-3,warmup=200,total=3000,decay_frac=0.3,final=1e-4"
+    for options, out in (([], "a.csv"), (["--batch-size", "512", "--weight-decay", "0.3"], "b.csv")):
+        assert main(["predict", str(fitted), "--schedule", spec, "--out", str(tmp_path / out), "--quiet", *options]) == 0
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+
+
+def test_strict_fit_fails_on_a_poor_fit(tmp_path, capsys):
+    """A power law cannot follow a curve with a sharp LR drop: the fit ends far from its data."""
+    steps = np.arange(100, 4001, 50)
+    schedule = optlaws.constant(1e-3, 2000) + optlaws.constant(1e-4, 2000)
+    loss = 3.0 + 0.5 * (steps / 100.0) ** -0.5 - 0.5 * (steps > 2000)
+    optlaws.write_csv(tmp_path / "drop.csv", steps, loss, np.asarray(schedule.lr)[steps - 1])
+    args = ["fit", str(tmp_path / "drop.csv"), "--model", "power", "--quiet", "--out", str(tmp_path / "f.json")]
+    assert main(args) == 0
+    assert "far from its own training data" in capsys.readouterr().err
+    assert main(args + ["--strict"]) == 3

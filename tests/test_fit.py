@@ -1,5 +1,3 @@
-import dataclasses
-
 import jax
 import numpy as np
 import pytest
@@ -94,7 +92,7 @@ def test_fitted_file_round_trip(tmp_path):
     b = optlaws.predict(loaded, schedule)
     np.testing.assert_array_equal(a.loss, b.loss)
     assert loaded.values() == result.model.values()
-    for model in (optlaws.SGDModel(momentum=0.5),
+    for model in (optlaws.SGDModel(reference_batch_size=32.0),
                   optlaws.LeastSquaresProblem.power_law(dim=8).adam_model()):
         optlaws.save_model(path, model)
         assert optlaws.load_model(path).values() == model.values()

@@ -79,11 +79,11 @@ def eqx_array(x):
 def test_divergence_past_the_stability_edge():
     # Nearly noiseless, so that below the edge the loss keeps falling; largest curvature 1.
     problem = optlaws.LeastSquaresProblem.power_law(dim=32, label_noise=1e-3)
+    model = problem.sgd_model()
     for momentum in (0.0, 0.9):
-        model = problem.sgd_model(momentum=momentum)
         edge = 2 * (1 + momentum)  # lr * h_max at the edge
-        below = optlaws.predict(model, optlaws.constant(0.95 * edge, 2000))
-        above = optlaws.predict(model, optlaws.constant(1.05 * edge, 2000))
+        below = optlaws.predict(model, optlaws.Run(optlaws.constant(0.95 * edge, 2000), momentum=momentum))
+        above = optlaws.predict(model, optlaws.Run(optlaws.constant(1.05 * edge, 2000), momentum=momentum))
         assert below.diverged_at is None and below.final_loss < below.loss[0]
         assert above.diverged_at is not None and not np.isfinite(above.final_loss)
     # A short excursion past the edge inside a safe schedule is caught too.
@@ -96,14 +96,14 @@ def test_batch_size_scaling_rules():
     mobility depends on the LR only through ``lr / lr_max``, so the rules hold through a decay."""
     steps, quarter = np.array([2000, 4000]), np.array([500, 1000])
     for cls, lr_factor in ((optlaws.AdamModel, 2.0), (optlaws.SGDModel, 4.0)):
-        small = cls(batch_size=64.0, reference_batch_size=64.0, weight_decay=0.0, norm_init=1.0,
-                    reference_lr=1e-3, mobility_exponent=0.6, dynamics="sde", loss_inf=2.0)
-        large = dataclasses.replace(small, batch_size=256.0)
+        model = cls(reference_batch_size=64.0, norm_init=1.0, reference_lr=1e-3, mobility_exponent=0.6,
+                    dynamics="sde", loss_inf=2.0)
+        small = optlaws.Run(optlaws.constant(1e-3, 2000) + optlaws.constant(2e-4, 2000),
+                            batch_size=64.0, weight_decay=0.0)
+        large = optlaws.Run(optlaws.constant(1e-3 * lr_factor, 500) + optlaws.constant(2e-4 * lr_factor, 500),
+                            batch_size=256.0, weight_decay=0.0)
         with jax.enable_x64(True):
-            a = small.loss((optlaws.constant(1e-3, 2000) + optlaws.constant(2e-4, 2000)).lr, steps)
-            b = large.loss((optlaws.constant(1e-3 * lr_factor, 500)
-                            + optlaws.constant(2e-4 * lr_factor, 500)).lr, quarter)
-        np.testing.assert_allclose(a, b, rtol=1e-9)
+            np.testing.assert_allclose(model.loss(small, steps), model.loss(large, quarter), rtol=1e-9)
 
 
 def test_weight_norm_dynamics_of_adamw():
@@ -113,7 +113,7 @@ def test_weight_norm_dynamics_of_adamw():
     with jax.enable_x64(True):
         eff = np.asarray(MPL_LIKE.effective_lr(flat.lr))
         quarter = np.asarray(MPL_LIKE.effective_lr(optlaws.constant(7.5e-5, 800000).lr))
-        no_decay = np.asarray(dataclasses.replace(MPL_LIKE, weight_decay=0.0).effective_lr(flat.lr))
+        no_decay = np.asarray(MPL_LIKE.effective_lr(optlaws.Run(flat, weight_decay=0.0)))
     assert eff[0] == pytest.approx(3e-4 / np.sqrt(float(MPL_LIKE.norm_init)), rel=1e-6)
     assert np.all(np.diff(eff) <= 0) and eff[-1] == pytest.approx(3e-4, rel=1e-4)
     assert quarter[-1] == pytest.approx(np.sqrt(7.5e-5 * 3e-4), rel=1e-3)
@@ -133,14 +133,15 @@ def test_mobility_sets_relaxation_rate_not_noise_floor():
         rising = optlaws.constant(high, 3000, warmup=1000)
         spectrum = optlaws.DiscreteSpectrum([h], [0.0], [weight])
         for p in (1.0, 0.6):
-            model = optlaws.AdamModel(spectrum=spectrum, loss_inf=0.0, weight_decay=0.0, norm_init=1.0,
+            model = optlaws.AdamModel(spectrum=spectrum, loss_inf=0.0, norm_init=1.0,
                                       reference_lr=high, mobility_exponent=p, dynamics="sde", block=1)
-            losses[p] = np.asarray(model.loss(schedule.lr, 20000 + steps))
+            losses[p] = np.asarray(model.loss(optlaws.Run(schedule, weight_decay=0.0), 20000 + steps))
             mobility = low * (low / high) ** (p - 1)
             expected = low * weight + (high - low) * weight * np.exp(-2 * h * mobility * steps)
             np.testing.assert_allclose(losses[p], expected, rtol=1e-9)
             plain = dataclasses.replace(model, mobility_exponent=jnp.asarray(1.0))
-            np.testing.assert_allclose(model.loss(rising.lr, steps[:3]), plain.loss(rising.lr, steps[:3]),
+            rising_run = optlaws.Run(rising, weight_decay=0.0)
+            np.testing.assert_allclose(model.loss(rising_run, steps[:3]), plain.loss(rising_run, steps[:3]),
                                        rtol=1e-12)
     assert np.all(losses[0.6][:3] < losses[1.0][:3])
 
@@ -179,8 +180,8 @@ def test_moments_equal_exact_second_moment_recursion(momentum, tolerance):
         exact.append(0.5 * np.sum(h * s_tt))
     steps = np.array([200, 500, 1000, 1500])
     with jax.enable_x64(True):
-        model = problem.sgd_model(momentum=momentum)
-        predicted = np.asarray(model.loss(schedule.lr, steps)) - problem.loss_inf
+        run = optlaws.Run(schedule, momentum=momentum)
+        predicted = np.asarray(problem.sgd_model().loss(run, steps)) - problem.loss_inf
     np.testing.assert_allclose(predicted, np.asarray(exact)[steps - 1], rtol=tolerance)
 
 
@@ -212,14 +213,14 @@ def test_moments_agree_with_diffrax_paths():
 def test_moments_match_real_optax_training(optimizer, shape):
     problem = optlaws.LeastSquaresProblem.power_law(initial_excess=0.05, batch_size=64)
     if optimizer == "sgd":
-        peak, tx, model = 0.05, (lambda lr: optax.sgd(lr, momentum=0.9)), problem.sgd_model(momentum=0.9)
+        peak, tx, model = 0.05, (lambda lr: optax.sgd(lr, momentum=0.9)), problem.sgd_model()
     else:
-        peak, tx, model = 3e-3, (lambda lr: optax.adam(lr, b1=0.9, b2=0.999)), problem.adam_model(b1=0.9)
+        peak, tx, model = 3e-3, (lambda lr: optax.adam(lr, b1=0.9, b2=0.999)), problem.adam_model()
     builder = optlaws.constant if shape == "constant" else optlaws.cosine
-    schedule = builder(peak, 2000, warmup=100)
-    real = problem.train(tx, schedule, seeds=32, every=20, key=3)
+    run = optlaws.Run(builder(peak, 2000, warmup=100), momentum=0.9, weight_decay=0.0)
+    real = problem.train(tx, run, seeds=32, every=20, key=3)
     with jax.enable_x64(True):
-        predicted = np.asarray(model.loss(schedule.lr, real.steps))
+        predicted = np.asarray(model.loss(real.run, real.steps))
     edges = [200, 600, 1200, 2001]
     excess_real = windows(real.steps, real.loss - problem.loss_inf, edges)
     excess_pred = windows(real.steps, predicted - problem.loss_inf, edges)

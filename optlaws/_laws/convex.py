@@ -56,8 +56,8 @@ class ConvexBound(AbstractLossModel):
 
         return jax.lax.map(at, jnp.asarray(np.asarray(steps)), batch_size=16)
 
-    def loss(self, lr, steps) -> Array:
-        return self.loss_inf + self.scale * self.bound(lr, steps)
+    def _loss(self, run, steps) -> Array:
+        return self.loss_inf + self.scale * self.bound(run.lr, steps)
 
     def parameters(self) -> dict[str, Parameter]:
         return {

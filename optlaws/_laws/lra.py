@@ -48,8 +48,8 @@ class AnnealingLaw(AbstractLossModel):
         momentum = linear_recurrence(decay, drops)
         return jnp.concatenate([jnp.zeros((1,), lr.dtype), jnp.cumsum(momentum)])
 
-    def loss(self, lr, steps) -> Array:
-        lr = jnp.asarray(lr, dtype=float)
+    def _loss(self, run, steps) -> Array:
+        lr = run.lr
         steps = np.asarray(steps)
         area = cumulative_lr(lr)[steps]
         return (self.loss_inf + self.amplitude * area ** (-self.exponent)

@@ -122,8 +122,8 @@ class MultiPowerLaw(AbstractLossModel):
 
         return jax.lax.map(at, jnp.asarray(np.asarray(steps) - 1), batch_size=16)
 
-    def loss(self, lr, steps) -> Array:
-        lr = jnp.asarray(lr, dtype=float)
+    def _loss(self, run, steps) -> Array:
+        lr = run.lr
         steps = np.asarray(steps)
         area = cumulative_lr(lr)[steps]
         drop = jnp.concatenate([jnp.zeros((1,), lr.dtype), self.loss_drop_sum(lr)])[steps]

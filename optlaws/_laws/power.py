@@ -37,8 +37,8 @@ class PowerLaw(AbstractLossModel):
         self.exponent = jnp.asarray(exponent, dtype=float)
         self.offset = jnp.asarray(offset, dtype=float)
 
-    def loss(self, lr, steps) -> Array:
-        area = cumulative_lr(jnp.asarray(lr, dtype=float))[np.asarray(steps)]
+    def _loss(self, run, steps) -> Array:
+        area = cumulative_lr(run.lr)[np.asarray(steps)]
         return self.loss_inf + self.amplitude * (area + self.offset) ** (-self.exponent)
 
     def parameters(self) -> dict[str, Parameter]:

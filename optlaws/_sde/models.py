@@ -14,6 +14,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._model import AbstractLossModel, Parameter
+from .._run import Run, as_run
 from .dynamics import heavy_ball_equilibrium_factor, heavy_ball_log_contraction
 from .segments import DEFAULT_BLOCK, integrate, make_plan
 from .spectrum import AbstractSpectrum, PowerLawSpectrum
@@ -44,7 +45,8 @@ class AbstractSDEModel(AbstractLossModel):
 
         d theta_k = -lr_eff h_k theta_k dt + lr_eff sqrt(4 noise_k) dW_k.
 
-    Decoupled weight decay ``lambda`` moves the weight norm, and with it the effective learning
+    The model is the landscape; the optimizer settings (batch size, weight decay, momentum) come
+    from the :class:`~optlaws.Run`. Decoupled weight decay ``lambda`` moves the weight norm, and with it the effective learning
     rate of scale-invariant weights: ``z`` (the squared norm, or its square for SGD, relative to
     its equilibrium at ``reference_lr``) relaxes as ``z <- r + (z - r) exp(-2 c lr lambda n)`` with
     ``r = lr / reference_lr``, and ``lr_eff = lr * batch_factor / sqrt(z)``. At equilibrium
@@ -70,8 +72,6 @@ class AbstractSDEModel(AbstractLossModel):
     spectrum: AbstractSpectrum
     loss_inf: Float[Array, ""]
     norm_init: Float[Array, ""]
-    weight_decay: Float[Array, ""]
-    batch_size: Float[Array, ""]
     reference_batch_size: Float[Array, ""]
     reference_lr: Float[Array, ""]
     mobility_exponent: Float[Array, ""]
@@ -85,13 +85,16 @@ class AbstractSDEModel(AbstractLossModel):
         "noise_amplitude",
     )
     norm_power: ClassVar[float]
+    # The optimizer's usual values, for runs that do not record them.
+    default_momentum: ClassVar[float]
+    default_weight_decay: ClassVar[float]
 
     def __check_init__(self):
         if self.dynamics not in DYNAMICS:
             raise ValueError(f"`dynamics` must be one of {DYNAMICS}, got {self.dynamics!r}.")
         if self.block < 1:
             raise ValueError(f"`block` must be a positive number of steps, got {self.block}.")
-        for name in ("batch_size", "reference_batch_size", "reference_lr"):
+        for name in ("reference_batch_size", "reference_lr"):
             value = getattr(self, name)
             if isinstance(value, jax.core.Tracer):
                 continue
@@ -99,12 +102,20 @@ class AbstractSDEModel(AbstractLossModel):
                 raise ValueError(f"`{name}` must be positive, got {float(value)!r}.")
 
     @abc.abstractmethod
-    def _heavy_ball(self, lr_eff: Array) -> tuple[Array, Array]:
+    def _heavy_ball(self, lr_eff: Array, momentum: Array) -> tuple[Array, Array]:
         """Step size ``alpha`` and momentum ``mu`` of the equivalent heavy-ball update."""
 
     @abc.abstractmethod
-    def _batch_lr_factor(self) -> Array:
+    def _batch_lr_factor(self, batch_size: Array) -> Array:
         """Factor on the learning rate from running at ``batch_size`` instead of the reference."""
+
+    def resolve(self, run: Run) -> Run:
+        """``run`` with its unrecorded settings filled: the reference batch size, and the
+        optimizer's usual weight decay and momentum (``default_weight_decay``, ``default_momentum``)."""
+        run = as_run(run)
+        defaults = dict(batch_size=self.reference_batch_size, weight_decay=self.default_weight_decay,
+                        momentum=self.default_momentum)
+        return run.replace(**{k: v for k, v in defaults.items() if getattr(run, k) is None})
 
     def parameters(self) -> dict[str, Parameter]:
         spectrum = {
@@ -134,24 +145,32 @@ class AbstractSDEModel(AbstractLossModel):
         safe = jnp.where(lr_fraction > 0, lr_fraction, 1.0)
         return jnp.where(lr_fraction > 0, lr_eff * safe ** (self.mobility_exponent - 1.0), 0.0)
 
-    def _segment_step(self, state, lr, n):
+    def _segment_step(self, run: Run, state, lr, n):
+        """Advance ``state`` by ``n`` updates at learning rate ``lr`` under ``run``'s settings."""
         signal, noise, norm, lr_max = state
         lr_max = jnp.maximum(lr_max, lr)
         h = self.spectrum.curvatures
-        lr_eff = lr * self._batch_lr_factor() / jnp.sqrt(norm)
-        temperature, _ = self._heavy_ball(lr_eff)
-        alpha, mu = self._heavy_ball(self._mobility(lr_eff, lr, lr_max))
+        lr_eff = lr * self._batch_lr_factor(run.batch_size) / jnp.sqrt(norm)
+        temperature, _ = self._heavy_ball(lr_eff, run.momentum)
+        alpha, mu = self._heavy_ball(self._mobility(lr_eff, lr, lr_max), run.momentum)
         log_rho, q = self._contraction(alpha * h, mu)
         decay = jnp.exp(n * log_rho)
-        noise_scale = self.reference_batch_size / self.batch_size
+        noise_scale = self.reference_batch_size / run.batch_size
         stationary = temperature / (1.0 - mu) * self.spectrum.noise() * noise_scale * q
         signal = signal * decay
         noise = stationary + (noise - stationary) * decay
         norm_target = lr / self.reference_lr
         norm = norm_target + (norm - norm_target) * jnp.exp(
-            -2.0 * self.norm_power * lr * self.weight_decay * n
+            -2.0 * self.norm_power * lr * run.weight_decay * n
         )
         return signal, noise, norm, lr_max
+
+    def _integrate(self, run: Run, steps, block: int, observe) -> Array:
+        """``observe(state)`` after each of ``steps`` updates of ``run``."""
+        run = self.resolve(run)
+        plan = make_plan(run.total_steps, steps, block)
+        step = functools.partial(self._segment_step, run)
+        return integrate(step, self._initial_state(), run.lr, plan, observe)
 
     def _initial_state(self):
         """Signal and noise loss per mode, relative squared weight norm, running max of the LR."""
@@ -159,27 +178,21 @@ class AbstractSDEModel(AbstractLossModel):
         scalar = functools.partial(jnp.asarray, dtype=signal.dtype)
         return signal, jnp.zeros_like(signal), scalar(self.norm_init), scalar(0.0)
 
-    def loss(self, lr: Float[ArrayLike, " T"], steps) -> Float[Array, " n"]:
-        lr = jnp.asarray(lr, dtype=float)
-        plan = make_plan(lr.shape[0], steps, self.block)
-
+    def _loss(self, run: Run, steps) -> Float[Array, " n"]:
         def observe(state):
             signal, noise = state[:2]
             return self.loss_inf + jnp.sum(signal) + jnp.sum(noise)
 
-        return integrate(self._segment_step, self._initial_state(), lr, plan, observe)
+        return self._integrate(run, steps, self.block, observe)
 
-    def effective_lr(self, lr: Float[ArrayLike, " T"]) -> Float[Array, " T"]:
+    def effective_lr(self, run: Run | Float[ArrayLike, " T"]) -> Float[Array, " T"]:
         """Per-step effective learning rate ``lr * batch_factor / sqrt(z)`` (weight-norm dynamics)."""
-        lr = jnp.asarray(lr, dtype=float)
-        plan = make_plan(lr.shape[0], np.arange(lr.shape[0]), 1)
-        norms = integrate(
-            self._segment_step, self._initial_state(), lr, plan, lambda state: state[2]
-        )
-        return lr * self._batch_lr_factor() / jnp.sqrt(norms)
+        run = self.resolve(run)
+        norms = self._integrate(run, np.arange(run.total_steps), 1, lambda state: state[2])
+        return run.lr * self._batch_lr_factor(run.batch_size) / jnp.sqrt(norms)
 
     def temperature_and_mobility(
-        self, lr: Float[ArrayLike, " T"]
+        self, run: Run | Float[ArrayLike, " T"]
     ) -> tuple[Float[Array, " T"], Float[Array, " T"]]:
         """Per-step ``(temperature, mobility)`` as rates ``alpha / (1 - mu)`` of the linear SDE
 
@@ -187,17 +200,23 @@ class AbstractSDEModel(AbstractLossModel):
 
         whose stationary noise loss is ``temperature * noise_k``; used by :func:`sample_paths`.
         """
-        lr = jnp.asarray(lr, dtype=float)
-        lr_eff = self.effective_lr(lr)
-        mobility = self._mobility(lr_eff, lr, jax.lax.cummax(lr))
-        return tuple(alpha / (1.0 - mu) for alpha, mu in map(self._heavy_ball, (lr_eff, mobility)))
+        run = self.resolve(run)
+        lr_eff = self.effective_lr(run)
+        mobility = self._mobility(lr_eff, run.lr, jax.lax.cummax(run.lr))
+        return tuple(
+            alpha / (1.0 - mu)
+            for alpha, mu in (self._heavy_ball(rate, run.momentum) for rate in (lr_eff, mobility))
+        )
 
     def initial_guess(self, curves: Sequence) -> AbstractSDEModel:
-        """Re-grid the spectrum at the curves' peak LR and set scales from the data."""
-        peak = max(float(np.max(np.asarray(c.schedule.lr))) for c in curves)
+        """Re-grid the spectrum at the curves' peak LR, take the reference LR and batch size
+        from the runs (the largest of each), and set the other scales from the data."""
+        peak = max(float(np.max(np.asarray(c.run.lr))) for c in curves)
+        batches = [float(c.run.batch_size) for c in curves if c.run.batch_size is not None]
+        reference_batch = max(batches) if batches else self.reference_batch_size
         low = min(float(np.min(c.loss)) for c in curves)
         first = max(curves, key=lambda c: float(c.loss[0]))
-        cumulative = float(np.sum(np.asarray(first.schedule.lr)[: first.steps[0]])) or peak
+        cumulative = float(np.sum(np.asarray(first.run.lr)[: first.steps[0]])) or peak
         loss_inf = 0.85 * low
         alpha = 0.5
         spectrum = self.spectrum
@@ -212,9 +231,9 @@ class AbstractSDEModel(AbstractLossModel):
                 num_modes=spectrum.curvatures.shape[0],
             )
         return eqx.tree_at(
-            lambda m: (m.spectrum, m.loss_inf, m.reference_lr),
+            lambda m: (m.spectrum, m.loss_inf, m.reference_lr, m.reference_batch_size),
             self,
-            (spectrum, jnp.asarray(loss_inf, dtype=float), jnp.asarray(peak, dtype=float)),
+            (spectrum, *map(_scalar, (loss_inf, peak, reference_batch))),
         )
 
 
@@ -233,52 +252,47 @@ class SGDModel(AbstractSDEModel):
     the noise floor of a mode is ``lr/(1 - momentum) sigma_k^2 / (4 B)`` (so it scales as
     ``1 / batch_size``) and the stability edge is ``lr h = 2 (1 + momentum)``.
     Weight decay acts on the squared norm's square (``c = 2`` in :class:`AbstractSDEModel`).
+    ``momentum``, ``batch_size`` and ``weight_decay`` are the run's (:class:`~optlaws.Run`);
+    unrecorded, they are 0, the reference batch size and 0.
 
     Example:
         >>> import optlaws
-        >>> model = optlaws.SGDModel(momentum=0.9)
-        >>> lr = optlaws.cosine(0.1, 1000, warmup=50).lr
-        >>> model.loss(lr, [100, 1000]).shape
+        >>> model = optlaws.SGDModel()
+        >>> run = optlaws.Run(optlaws.cosine(0.1, 1000, warmup=50), momentum=0.9)
+        >>> model.loss(run, [100, 1000]).shape
         (2,)
     """
 
-    momentum: Float[Array, ""]
     norm_power: ClassVar[float] = 2.0
+    default_momentum: ClassVar[float] = 0.0
+    default_weight_decay: ClassVar[float] = 0.0
 
     def __init__(
         self,
         *,
         spectrum: AbstractSpectrum | None = None,
         loss_inf: ArrayLike = 1.0,
-        momentum: ArrayLike = 0.0,
-        weight_decay: ArrayLike = 0.0,
-        batch_size: ArrayLike = 1.0,
-        reference_batch_size: ArrayLike | None = None,
+        reference_batch_size: ArrayLike = 1.0,
         norm_init: ArrayLike = 1.0,
         reference_lr: ArrayLike = 0.1,
         mobility_exponent: ArrayLike = 1.0,
         block: int = DEFAULT_BLOCK,
         dynamics: str = "discrete",
     ):
-        if not 0 <= float(momentum) < 1:
-            raise ValueError(f"`momentum` must lie in [0, 1), got {momentum!r}.")
         self.spectrum = spectrum if spectrum is not None else PowerLawSpectrum(reference_lr=float(reference_lr))
         self.loss_inf = _scalar(loss_inf)
-        self.momentum = _scalar(momentum)
-        self.weight_decay = _scalar(weight_decay)
-        self.batch_size = _scalar(batch_size)
-        self.reference_batch_size = _scalar(batch_size if reference_batch_size is None else reference_batch_size)
+        self.reference_batch_size = _scalar(reference_batch_size)
         self.norm_init = _scalar(norm_init)
         self.reference_lr = _scalar(reference_lr)
         self.mobility_exponent = _scalar(mobility_exponent)
         self.block = int(block)
         self.dynamics = dynamics
 
-    def _heavy_ball(self, lr_eff):
-        return lr_eff, self.momentum
+    def _heavy_ball(self, lr_eff, momentum):
+        return lr_eff, momentum
 
-    def _batch_lr_factor(self):
-        return jnp.asarray(1.0)
+    def _batch_lr_factor(self, batch_size):
+        return jnp.ones_like(batch_size)
 
 
 class AdamModel(AbstractSDEModel):
@@ -293,61 +307,54 @@ class AdamModel(AbstractSDEModel):
     - curvatures here are preconditioned, and scale as ``sqrt(B)``; the noise floor of a mode is
       ``lr * noise_k * B_ref / B`` in units where ``lr_eff = lr sqrt(B / B_ref)``: learning rate
       and batch size trade as ``lr ~ sqrt(B)`` (the square-root scaling rule);
-    - ``b1`` sets the per-step contraction (at most ``b1`` per step once a mode is under-damped)
-      and the stability edge ``lr h~ = 2 (1 + b1) / (1 - b1)``;
+    - ``b1`` (the run's ``momentum``) sets the per-step contraction (at most ``b1`` per step
+      once a mode is under-damped) and the stability edge ``lr h~ = 2 (1 + b1) / (1 - b1)``;
     - ``b2`` and ``eps`` only fix the preconditioner, absorbed into the fitted curvatures: they
       matter when building a model of a known problem (``LeastSquaresProblem.adam_model``).
 
     Decoupled weight decay enters through the weight-norm dynamics of
     :class:`AbstractSDEModel` (``c = 1``); ``norm_init`` defaults to the value calibrated on the
-    124M runs of Schaipp et al. (see ``benchmarks/calibrate.py``).
+    124M runs of Schaipp et al. (see ``benchmarks/calibrate.py``). ``b1``, ``batch_size`` and
+    ``weight_decay`` are the run's (:class:`~optlaws.Run`); unrecorded, they are AdamW's usual
+    0.9, the reference batch size and 0.1.
 
     Example:
         >>> import optlaws
-        >>> model = optlaws.AdamModel(weight_decay=0.1, reference_lr=3e-4)
-        >>> lr = optlaws.wsd(3e-4, 24000, warmup=2160, decay_frac=0.2).lr
-        >>> model.loss(lr, [8000, 24000]).shape
+        >>> model = optlaws.AdamModel(reference_lr=3e-4)
+        >>> run = optlaws.Run(optlaws.wsd(3e-4, 24000, warmup=2160, decay_frac=0.2), weight_decay=0.1)
+        >>> model.loss(run, [8000, 24000]).shape
         (2,)
     """
 
-    b1: Float[Array, ""]
     norm_power: ClassVar[float] = 1.0
+    default_momentum: ClassVar[float] = 0.9
+    default_weight_decay: ClassVar[float] = 0.1
 
     def __init__(
         self,
         *,
         spectrum: AbstractSpectrum | None = None,
         loss_inf: ArrayLike = 2.0,
-        b1: ArrayLike = 0.9,
-        weight_decay: ArrayLike = 0.1,
-        batch_size: ArrayLike = 1.0,
-        reference_batch_size: ArrayLike | None = None,
+        reference_batch_size: ArrayLike = 1.0,
         norm_init: ArrayLike = DEFAULT_NORM_INIT,
         reference_lr: ArrayLike = 1e-3,
         mobility_exponent: ArrayLike = DEFAULT_MOBILITY_EXPONENT,
         block: int = DEFAULT_BLOCK,
         dynamics: str = "discrete",
     ):
-        if not 0 <= float(b1) < 1:
-            raise ValueError(f"`b1` must lie in [0, 1), got {b1!r}.")
         if spectrum is None:
-            spectrum = PowerLawSpectrum(
-                noise_exponent=DEFAULT_NOISE_EXPONENT, reference_lr=float(reference_lr)
-            )
+            spectrum = PowerLawSpectrum(noise_exponent=DEFAULT_NOISE_EXPONENT, reference_lr=float(reference_lr))
         self.spectrum = spectrum
         self.loss_inf = _scalar(loss_inf)
-        self.b1 = _scalar(b1)
-        self.weight_decay = _scalar(weight_decay)
-        self.batch_size = _scalar(batch_size)
-        self.reference_batch_size = _scalar(batch_size if reference_batch_size is None else reference_batch_size)
+        self.reference_batch_size = _scalar(reference_batch_size)
         self.norm_init = _scalar(norm_init)
         self.reference_lr = _scalar(reference_lr)
         self.mobility_exponent = _scalar(mobility_exponent)
         self.block = int(block)
         self.dynamics = dynamics
 
-    def _heavy_ball(self, lr_eff):
-        return lr_eff * (1.0 - self.b1), self.b1
+    def _heavy_ball(self, lr_eff, momentum):
+        return lr_eff * (1.0 - momentum), momentum
 
-    def _batch_lr_factor(self):
-        return jnp.sqrt(self.batch_size / self.reference_batch_size)
+    def _batch_lr_factor(self, batch_size):
+        return jnp.sqrt(batch_size / self.reference_batch_size)

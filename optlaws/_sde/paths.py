@@ -21,7 +21,8 @@ import lineax
 import numpy as np
 from jaxtyping import Array
 
-from .._schedules import Schedule, from_array
+from .._run import Run
+from .._schedules import Schedule
 from .models import AbstractSDEModel
 
 __all__ = ["sample_paths"]
@@ -29,7 +30,7 @@ __all__ = ["sample_paths"]
 
 def sample_paths(
     model: AbstractSDEModel,
-    schedule: Schedule | Array,
+    run: Run | Schedule | Array,
     steps,
     *,
     num_paths: int = 256,
@@ -41,29 +42,28 @@ def sample_paths(
 
     Args:
         model: an SDE model (its spectrum, optimizer and weight-norm dynamics).
-        schedule: a :class:`Schedule` or per-step learning rates.
+        run: a :class:`Run` (or a :class:`Schedule` / per-step learning rates).
         steps: steps at which to record the loss (each in ``[0, T]``).
         num_paths: number of Brownian paths (vmapped).
         key: PRNG seed or key.
         dt: solver step in units of updates.
         solver: a diffrax SDE solver (default Euler-Maruyama, ``diffrax.Euler()``).
     """
-    if not isinstance(schedule, Schedule):
-        schedule = from_array(schedule)
+    run = model.resolve(run)
     if num_paths < 1:
         raise ValueError(f"`num_paths` must be positive, got {num_paths}.")
     if not dt > 0:
         raise ValueError(f"`dt` must be positive, got {dt!r}.")
     steps = np.asarray(steps, dtype=float)
-    total = schedule.total_steps
+    total = run.total_steps
     if steps.min() < 0 or steps.max() > total:
         raise ValueError(f"`steps` must lie in [0, {total}].")
     key = jax.random.PRNGKey(key) if isinstance(key, int) else key
     solver = diffrax.Euler() if solver is None else solver
 
     h = model.spectrum.curvatures
-    noise = model.spectrum.noise() * model.reference_batch_size / model.batch_size
-    temperature, mobility = model.temperature_and_mobility(schedule.lr)
+    noise = model.spectrum.noise() * model.reference_batch_size / run.batch_size
+    temperature, mobility = model.temperature_and_mobility(run)
     # The diffusion sqrt(4 m T w) split into its per-step and per-mode factors, each computed once.
     diffusion_rate, mode_scale = jnp.sqrt(mobility * temperature), jnp.sqrt(4.0 * noise)
     theta0 = jnp.sqrt(2.0 * model.spectrum.signal() / h)

@@ -1,0 +1,106 @@
+"""Calibration of prediction bands: how often does the 90% band hold the held-out final loss?
+
+Two protocols, each fitted once; both covariance estimates come from the same fit
+(``FitResult.with_covariance``), so they differ only in the band:
+
+- MPL 2-curve (25M and 100M): fit ``AdamModel`` on constant_24000 + cosine_24000, band the final
+  loss of each of the seven other curves;
+- 124M runs of Schaipp et al., per peak LR (5e-4, 1e-3, 2e-3; 1e-4 has no 15k runs): fit on the
+  15k-step runs (validation loss from step 1000), band the last observed loss of every 25k run.
+
+Reports the share of held-out final losses inside the band, and the median band half-width
+relative to the prediction, for ``"laplace"`` and ``"newey-west"``. Writes the RESULTS.md
+section ``uncertainty``.
+
+    python benchmarks/uncertainty.py [--no-write]      (about 10 minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+import warnings
+
+import numpy as np
+
+import optlaws
+from _common import data_root, machine, write_section
+
+LEVEL = 0.9
+METHODS = ("laplace", "newey-west")
+TRAIN_MPL = ("constant_24000", "cosine_24000")
+
+
+def coverage(result, held):
+    """Per held-out curve and method: (inside the band, half-width / prediction)."""
+    rows = {method: [] for method in METHODS}
+    for method in METHODS:
+        fitted = result.with_covariance(method)
+        for curve in held:
+            step = int(curve.steps[-1])
+            pred = optlaws.predict(fitted, curve.run, steps=[step], band=LEVEL)
+            inside = pred.loss_low[0] <= curve.loss[-1] <= pred.loss_high[0]
+            rows[method].append((bool(inside), (pred.loss_high[0] - pred.loss_low[0]) / 2 / pred.loss[0]))
+    return rows
+
+
+def mpl(root, size):
+    curves = {n: optlaws.load_mpl(size, n, root=root) for n in optlaws.MPL_CURVES}
+    result = optlaws.fit(optlaws.AdamModel(), [curves[n] for n in TRAIN_MPL], progress=False)
+    return coverage(result, [c for n, c in curves.items() if n not in TRAIN_MPL])
+
+
+def schaipp(root, lr):
+    by_horizon = {15000: [], 25000: []}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fragments are reported by read_json; expected here
+        for path in sorted((root / "schaipp124m").glob(f"*_lr{lr}_*.json")):
+            horizon = int(re.search(r"_iter(\d+)_", path.name).group(1))
+            curve = optlaws.read_json(path)
+            if horizon in by_horizon and np.sum(curve.steps >= 1000) >= 10:
+                by_horizon[horizon].append(curve.since(1000))
+    result = optlaws.fit(optlaws.AdamModel(), by_horizon[15000], progress=False)
+    return coverage(result, by_horizon[25000])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    root = data_root()
+    cells = {}
+    for size in ("25M", "100M"):
+        started = time.perf_counter()
+        cells[f"MPL 2-curve, {size}"] = mpl(root, size)
+        print(f"MPL {size}: {time.perf_counter() - started:.0f} s", flush=True)
+    for lr in ("0.0005", "0.001", "0.002"):
+        started = time.perf_counter()
+        cells[f"124M, peak LR {lr}, 15k -> 25k"] = schaipp(root, lr)
+        print(f"124M {lr}: {time.perf_counter() - started:.0f} s", flush=True)
+    lines = [
+        f"Machine: {machine()}. Share of held-out final losses inside the {LEVEL:.0%} band "
+        f"(target {LEVEL:.0%}; the bar is 80-97%), and the median band half-width relative to the "
+        "prediction.\n",
+        "| protocol | held-out | " + " | ".join(f"{m}: inside | {m}: half-width" for m in METHODS) + " |",
+        "|---|---|" + "---|---|" * len(METHODS),
+    ]
+    totals = {m: [] for m in METHODS}
+    for name, rows in cells.items():
+        cols = []
+        for method in METHODS:
+            inside = [r[0] for r in rows[method]]
+            totals[method] += rows[method]
+            cols.append(f"{sum(inside)}/{len(inside)} | {np.median([r[1] for r in rows[method]]):.3%}")
+        lines.append(f"| {name} | {len(rows[METHODS[0]])} | " + " | ".join(cols) + " |")
+    cols = [f"**{np.mean([r[0] for r in totals[m]]):.0%}** | {np.median([r[1] for r in totals[m]]):.3%}"
+            for m in METHODS]
+    lines.append(f"| all | {len(totals[METHODS[0]])} | " + " | ".join(cols) + " |")
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section("uncertainty", text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Parameter uncertainty of a fit, and prediction bands drawn from it."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from ._model import AbstractLossModel, ParameterMap
+from ._run import Run
+
+__all__ = ["ParameterUncertainty"]
+
+DEFAULT_NUM_SAMPLES = 256
+
+
+class ParameterUncertainty(eqx.Module):
+    r"""A Gaussian over the fitted parameters, in the fit's coordinates (log for positive ones).
+
+        theta ~ N(mean, covariance),    model(theta) = parameters.to_model(base, theta)
+
+    Prediction bands are quantiles of the expected loss over ``num_samples`` draws, evaluated as
+    one vmapped batch, so the bands of several runs come from the same draws and their errors are
+    correlated as the parameters make them.
+
+    Attributes:
+        parameters: which parameters are uncertain, and their coordinates.
+        mean: the fitted ``theta``.
+        covariance: its covariance (see ``optlaws.fit``'s ``covariance`` argument).
+    """
+
+    parameters: ParameterMap
+    mean: Float[Array, " p"]
+    covariance: Float[Array, "p p"]
+
+    def __check_init__(self):
+        p = len(self.parameters.names)
+        if self.mean.shape != (p,) or self.covariance.shape != (p, p):
+            raise ValueError(
+                f"ParameterUncertainty: {p} parameter names need `mean` of shape ({p},) and "
+                f"`covariance` of shape ({p}, {p}), got {self.mean.shape} and {self.covariance.shape}."
+            )
+
+    def draws(self, num_samples: int = DEFAULT_NUM_SAMPLES, key: int | Array = 0) -> Float[Array, "n p"]:
+        """``num_samples`` draws of ``theta`` (a symmetric square root: valid for a singular covariance)."""
+        if num_samples < 1:
+            raise ValueError(f"`num_samples` must be positive, got {num_samples}.")
+        key = jax.random.PRNGKey(key) if isinstance(key, int) else key
+        values, vectors = jnp.linalg.eigh(0.5 * (self.covariance + self.covariance.T))
+        root = vectors * jnp.sqrt(jnp.clip(values, 0.0))
+        z = jax.random.normal(key, (num_samples, self.mean.shape[0]), dtype=self.mean.dtype)
+        return self.mean + z @ root.T
+
+    def sample_models(self, base: AbstractLossModel, num_samples: int = DEFAULT_NUM_SAMPLES,
+                      key: int | Array = 0) -> AbstractLossModel:
+        """A batch of models (leading axis ``num_samples``) drawn around ``base``."""
+        return jax.vmap(lambda theta: self.parameters.to_model(base, theta))(self.draws(num_samples, key))
+
+    def band(
+        self,
+        base: AbstractLossModel,
+        run: Run,
+        steps,
+        *,
+        level: float = 0.9,
+        num_samples: int = DEFAULT_NUM_SAMPLES,
+        key: int | Array = 0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The central ``level`` band ``(low, high)`` of the expected loss of ``run`` at ``steps``.
+
+        Draws whose prediction is not finite (they diverge) count as ``+inf``.
+        """
+        if not 0 < level < 1:
+            raise ValueError(f"`band` must be a probability in (0, 1), got {level!r}.")
+        losses = np.asarray(_sampled_losses(self, base, run, tuple(int(s) for s in np.asarray(steps)),
+                                            num_samples, key))
+        losses = np.where(np.isfinite(losses) & (losses > 0), losses, np.inf)
+        low, high = np.quantile(losses, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        return low, high
+
+
+@eqx.filter_jit
+def _sampled_losses(uncertainty, base, run, steps, num_samples, key):
+    models = uncertainty.sample_models(base, num_samples, key)
+    return jax.vmap(lambda model: model.loss(run, steps))(models)
