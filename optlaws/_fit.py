@@ -52,12 +52,17 @@ def _huber_as_least_squares(residual, delta: float):
     return jnp.where(a < delta, residual, jnp.sign(residual) * tail)
 
 
+def _observed_part(run: Run, curve: LossCurve) -> Run:
+    """The run up to the curve's last observation: later updates change nothing observed."""
+    return run.replace(lr=run.lr[: max(int(curve.steps[-1]), 1)])
+
+
 class FitProblem(eqx.Module):
     r"""The fit's objective over a set of curves, built once and reused (fit, covariance,
     bootstrap, profiling, sampling).
 
-    All runs are stacked into one batch (shorter runs hold their last LR; that changes nothing
-    they observe) and evaluated by one ``jax.vmap`` at the union of the observed steps; each
+    All runs, cut at their last observation, are stacked into one batch (shorter runs hold their
+    last LR; that changes nothing they observe) and evaluated by one ``jax.vmap`` at the union of the observed steps; each
     curve's points are then gathered from it. So one compiled program serves any number of
     curves, and a problem of the same shape reuses it.
 
@@ -92,7 +97,7 @@ class FitProblem(eqx.Module):
         return cls(
             base=base,
             parameters=ParameterMap.of(base, free),
-            runs=stack_runs([base.resolve(c.run) for c in curves]),
+            runs=stack_runs([base.resolve(_observed_part(c.run, c)) for c in curves]),
             steps=tuple(int(s) for s in steps),
             curve_index=jnp.asarray(curve_index),
             step_index=jnp.asarray(step_index),
@@ -122,7 +127,7 @@ class FitProblem(eqx.Module):
 @eqx.filter_jit
 def _solve(problem: FitProblem, thetas, max_steps: int):
     """Levenberg-Marquardt from every start at once (vmapped)."""
-    solver = optx.LevenbergMarquardt(rtol=1e-8, atol=1e-10)
+    solver = optx.LevenbergMarquardt(rtol=1e-6, atol=1e-9)
 
     def one(theta0):
         solution = optx.least_squares(
