@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import platform
 import re
+import warnings
 from pathlib import Path
 
 import jax
+import numpy as np
+
+import optlaws
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -19,6 +23,22 @@ def data_root() -> Path:
     if not (root / "mpl").is_dir():
         raise SystemExit(f"real loss curves not found at {root}: set OPTLAWS_DATA")
     return root
+
+
+def schaipp_runs(root: Path, lr: str = "*", horizon: int | None = None, since: int = 1000) -> list:
+    """The 124M runs of Schaipp et al. at peak LR ``lr`` (a file-name fragment such as
+    ``"0.001"``; every LR by default) and horizon ``horizon`` (all by default), validation loss
+    from step ``since``; runs with fewer than 10 points there are left out."""
+    curves = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fragments are reported by read_json; expected here
+        for path in sorted((root / "schaipp124m").glob(f"*_lr{lr}_*.json")):
+            if horizon is not None and f"_iter{horizon}_" not in path.name:
+                continue
+            curve = optlaws.read_json(path)
+            if np.sum(curve.steps >= since) >= 10:
+                curves.append(curve.since(since))
+    return curves
 
 
 def machine() -> str:

@@ -14,12 +14,10 @@ involved.
 from __future__ import annotations
 
 import argparse
-import warnings
-
 import numpy as np
 
 import optlaws
-from _common import data_root, machine, write_section
+from _common import data_root, machine, schaipp_runs, write_section
 from optlaws._sde import models
 
 # Structural parameter -> its default in optlaws/_sde/models.py.
@@ -28,17 +26,6 @@ STRUCTURAL = {
     "norm_init": models.DEFAULT_NORM_INIT,
     "mobility_exponent": models.DEFAULT_MOBILITY_EXPONENT,
 }
-
-
-def runs(root, lr: str):
-    curves = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fragments are reported by read_json; expected here
-        for path in sorted((root / "schaipp124m").glob(f"*_lr{lr}_*.json")):
-            curve = optlaws.read_json(path)
-            if np.sum(curve.steps >= 1000) >= 10:
-                curves.append(curve.since(1000))
-    return curves
 
 
 def main():
@@ -54,8 +41,8 @@ def main():
     ]
     found = {name: [] for name in STRUCTURAL}
     for lr in args.lrs:
-        curves = runs(root, lr)
-        model = optlaws.AdamModel(weight_decay=0.1)
+        curves = schaipp_runs(root, lr)
+        model = optlaws.AdamModel()
         result = optlaws.fit(model, curves, free=model.default_free + tuple(STRUCTURAL), progress=False)
         for name in STRUCTURAL:
             found[name].append(result.values[name])

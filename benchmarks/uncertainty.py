@@ -18,17 +18,15 @@ section ``uncertainty``.
 from __future__ import annotations
 
 import argparse
-import re
 import time
-import warnings
 
 import numpy as np
 
 import optlaws
-from _common import data_root, machine, write_section
+from _common import data_root, machine, schaipp_runs, write_section
 
 LEVEL = 0.9
-METHODS = ("laplace", "newey-west")
+METHODS = ("laplace", "newey-west", "curves")
 TRAIN_MPL = ("constant_24000", "cosine_24000")
 
 
@@ -52,16 +50,8 @@ def mpl(root, size):
 
 
 def schaipp(root, lr):
-    by_horizon = {15000: [], 25000: []}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fragments are reported by read_json; expected here
-        for path in sorted((root / "schaipp124m").glob(f"*_lr{lr}_*.json")):
-            horizon = int(re.search(r"_iter(\d+)_", path.name).group(1))
-            curve = optlaws.read_json(path)
-            if horizon in by_horizon and np.sum(curve.steps >= 1000) >= 10:
-                by_horizon[horizon].append(curve.since(1000))
-    result = optlaws.fit(optlaws.AdamModel(), by_horizon[15000], progress=False)
-    return coverage(result, by_horizon[25000])
+    result = optlaws.fit(optlaws.AdamModel(), schaipp_runs(root, lr, horizon=15000), progress=False)
+    return coverage(result, schaipp_runs(root, lr, horizon=25000))
 
 
 def main():

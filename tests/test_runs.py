@@ -1,0 +1,237 @@
+"""Runs as inputs: the Run, its settings in every model, batches of runs, one fit across runs with
+different settings, prediction bands, and the FITTED.json format."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import optlaws
+
+TRUE = dict(loss_inf=2.6, signal_amplitude=0.75, signal_exponent=0.46, noise_amplitude=900.0)
+
+
+def truth_model(**fields):
+    return optlaws.AdamModel(reference_lr=3e-4, **fields).replace(**TRUE)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(batch_size=0.0), "`batch_size` must lie in \\(0"),
+        (dict(weight_decay=-0.1), "`weight_decay` must lie in \\[0"),
+        (dict(momentum=1.0), "`momentum` must lie in \\[0, 1\\)"),
+        (dict(momentum=float("nan")), "`momentum`"),
+    ],
+)
+def test_run_settings_are_checked(settings, message):
+    with pytest.raises(ValueError, match=message):
+        optlaws.Run(optlaws.constant(1e-3, 10), **settings)
+    with pytest.raises(ValueError, match="negative"):
+        optlaws.Run(np.array([1e-3, -1e-3]))
+    with pytest.raises(ValueError, match="no setting"):
+        optlaws.Run(optlaws.constant(1e-3, 10)).replace(beta2=0.95)
+
+
+def test_unrecorded_settings_take_the_models_values():
+    model = truth_model(reference_batch_size=256.0)
+    schedule = optlaws.cosine(3e-4, 4000, warmup=200)
+    explicit = optlaws.Run(schedule, batch_size=256.0, weight_decay=0.1, momentum=0.9)
+    with jax.enable_x64(True):
+        np.testing.assert_array_equal(model.loss(schedule, [4000]), model.loss(explicit, [4000]))
+        assert model.loss(explicit.replace(weight_decay=0.0), [4000]) != model.loss(explicit, [4000])
+        assert model.loss(explicit.replace(batch_size=64.0), [4000]) != model.loss(explicit, [4000])
+    assert optlaws.SGDModel().resolve(optlaws.Run(schedule)).settings() == dict(
+        batch_size=1.0, weight_decay=0.0, momentum=0.0)
+
+
+def test_laws_ignore_run_settings():
+    schedule = optlaws.wsd(3e-4, 3000, warmup=100, decay_frac=0.3)
+    run = optlaws.Run(schedule, batch_size=512.0, weight_decay=0.3, momentum=0.5)
+    for name in ("power", "lra", "mpl", "convex"):
+        law = optlaws.make_model(name)
+        np.testing.assert_array_equal(law.loss(run, [1000, 3000]), law.loss(schedule, [1000, 3000]))
+
+
+def test_stacked_runs_are_one_vmap():
+    model = truth_model()
+    runs = [optlaws.Run(optlaws.constant(3e-4, 3000, warmup=100), batch_size=64.0, weight_decay=0.1),
+            optlaws.Run(optlaws.cosine(6e-4, 2000, warmup=100), batch_size=128.0, weight_decay=0.0)]
+    stacked = optlaws.stack_runs(runs)
+    assert stacked.lr.shape == (2, 3000) and float(stacked.lr[1, -1]) == float(runs[1].lr[-1])
+    steps = [500, 2000]
+    batched = jax.vmap(model.loss, in_axes=(0, None))(stacked, steps)
+    looped = jnp.stack([model.loss(r, steps) for r in runs])
+    np.testing.assert_allclose(batched, looped, rtol=1e-6)
+    with pytest.raises(ValueError, match="some runs record"):
+        optlaws.stack_runs([runs[0], optlaws.Run(optlaws.constant(3e-4, 100))])
+
+
+def test_batched_float32_agrees_with_float64():
+    """Precision is chosen at the boundary: a float32 batch of runs stays within 1e-4 of float64."""
+    model = truth_model()
+    fracs = np.linspace(0.05, 0.5, 8)
+    steps = np.arange(2176, 24001, 512)
+
+    def losses():
+        runs = jax.vmap(lambda f: optlaws.Run(optlaws.wsd(3e-4, 24000, warmup=2160, decay_frac=f, final=3e-5).lr,
+                                              batch_size=128.0))(jnp.asarray(fracs))
+        return np.asarray(jax.jit(jax.vmap(lambda r: model.loss(r, steps)))(runs))
+
+    single = losses()
+    with jax.enable_x64(True):
+        double = losses()
+    assert single.dtype == np.float32 and double.dtype == np.float64
+    assert np.max(np.abs(single - double) / double) < 1e-4
+
+
+def synthetic(model, runs, steps=np.arange(2176, 24000, 256)):
+    with jax.enable_x64(True):
+        return [optlaws.LossCurve(steps, np.asarray(model.loss(run, steps)), run, name=name)
+                for name, run in runs.items()]
+
+
+def test_one_fit_across_batch_sizes_and_weight_decays():
+    # Reference scales as the fit will choose them: the largest peak LR and batch size of the runs.
+    truth = optlaws.AdamModel(reference_lr=6e-4, reference_batch_size=256.0, norm_init=0.4).replace(**TRUE)
+    runs = {
+        "constant_b64": optlaws.Run(optlaws.constant(3e-4, 24000, warmup=2160), batch_size=64.0),
+        "cosine_b256_wd0": optlaws.Run(optlaws.cosine(3e-4, 24000, final=3e-5, warmup=2160), batch_size=256.0,
+                                       weight_decay=0.0),
+        "wsd_b128_wd03": optlaws.Run(optlaws.wsd(6e-4, 24000, warmup=2160, final=3e-5), batch_size=128.0,
+                                     weight_decay=0.3),
+    }
+    free = optlaws.AdamModel.default_free + ("norm_init",)
+    result = optlaws.fit(optlaws.AdamModel(), synthetic(truth, runs), free=free, num_starts=4, progress=False)
+    for name, value in {**TRUE, "norm_init": 0.4}.items():
+        assert result.values[name] == pytest.approx(value, rel=1e-3), name
+    assert float(result.model.reference_batch_size) == 256.0  # the largest batch of the runs
+    held = optlaws.Run(optlaws.wsd(3e-4, 24000, warmup=2160, decay_frac=0.3), batch_size=512.0, weight_decay=0.05)
+    [metrics] = optlaws.evaluate(result.model, synthetic(truth, {"held": held}))
+    assert metrics.max_rel_error < 1e-5
+
+
+def test_fixed_parameters_keep_the_callers_values():
+    truth = truth_model()
+    curves = synthetic(truth, {"constant": optlaws.constant(3e-4, 24000, warmup=2160),
+                               "cosine": optlaws.cosine(3e-4, 24000, final=3e-5, warmup=2160)})
+    model = optlaws.AdamModel().replace(loss_inf=2.6)
+    free = ("signal_amplitude", "signal_exponent", "noise_amplitude")
+    result = optlaws.fit(model, curves, free=free, num_starts=2, progress=False)
+    assert result.values["loss_inf"] == pytest.approx(2.6, rel=1e-7) and "loss_inf" not in result.stderr
+    assert result.values["signal_exponent"] == pytest.approx(0.46, rel=1e-3)
+
+
+def test_fit_reports_the_solvers_convergence():
+    truth = truth_model()
+    curves = synthetic(truth, {"constant": optlaws.constant(3e-4, 24000, warmup=2160),
+                               "cosine": optlaws.cosine(3e-4, 24000, final=3e-5, warmup=2160)})
+    with pytest.warns(optlaws.FitWarning, match="did not converge"):
+        stopped = optlaws.fit(optlaws.AdamModel(), curves, num_starts=1, max_steps=2, progress=False)
+    assert not stopped.best_converged and stopped.converged == 0 and stopped.iterations == 2
+    done = optlaws.fit(optlaws.AdamModel(), curves, num_starts=1, progress=False)
+    assert done.best_converged and done.converged == 1 and done.problems() == []
+
+
+def test_fit_reuses_its_objective():
+    """The FitProblem keeps the objective and the parameter map: evaluating it at the fitted theta
+    gives the fit's objective and model."""
+    truth = truth_model()
+    curves = synthetic(truth, {"cosine": optlaws.cosine(3e-4, 24000, final=3e-5, warmup=2160)})
+    result = optlaws.fit(optlaws.AdamModel(), curves, num_starts=2, progress=False)
+    with jax.enable_x64(True):
+        theta = jnp.asarray(result.theta)
+        assert float(result.problem.objective(theta)) == pytest.approx(result.objective, rel=1e-9, abs=1e-18)
+        assert result.problem.model(theta).values() == result.model.values()
+        shifted = result.problem.parameters.to_theta(result.model.replace(loss_inf=2.5))
+        assert float(result.problem.objective(shifted)) > 1e-4
+
+
+def test_band_holds_the_truth_of_noisy_curves():
+    """Curves with correlated (smoothed) noise: the 90% band of a held-out schedule holds its true
+    loss, and a Newey-West band is wider than a Laplace one."""
+    truth = truth_model()
+    rng = np.random.default_rng(3)
+    schedules = {"constant": optlaws.constant(3e-4, 24000, warmup=2160),
+                 "cosine": optlaws.cosine(3e-4, 24000, final=3e-5, warmup=2160)}
+    steps = np.arange(2176, 24000, 128)
+    curves = []
+    for name, schedule in schedules.items():
+        [clean] = synthetic(truth, {name: schedule}, steps)
+        smooth_noise = np.convolve(rng.standard_normal(steps.size + 9), np.ones(10) / 10, mode="valid")
+        curves.append(optlaws.LossCurve(steps, clean.loss * (1 + 2e-3 * smooth_noise), schedule, name=name))
+    result = optlaws.fit(optlaws.AdamModel(), curves, num_starts=2, covariance="newey-west", progress=False)
+    held = optlaws.wsd(3e-4, 24000, warmup=2160, decay_frac=0.2, final=3e-5)
+    pred = optlaws.predict(result, held, steps=[12000, 24000], band=0.9)
+    with jax.enable_x64(True):
+        true = np.asarray(truth.loss(held, [12000, 24000]))
+    assert np.all(pred.loss_low <= true) and np.all(true <= pred.loss_high)
+    assert np.all(pred.loss_low < pred.loss) and np.all(pred.loss < pred.loss_high)
+    laplace = optlaws.predict(result.with_covariance("laplace"), held, steps=[24000], band=0.9)
+    assert laplace.loss_high[0] - laplace.loss_low[0] < pred.loss_high[0] - pred.loss_low[0]
+    with pytest.raises(ValueError, match="`band` needs"):
+        optlaws.predict(result.model, held, band=0.9)
+    with pytest.raises(ValueError, match="`band` must be a probability"):
+        optlaws.predict(result, held, band=1.5)
+
+
+def test_fitted_file_keeps_the_band_and_the_runs(tmp_path):
+    truth = truth_model()
+    runs = {"constant": optlaws.Run(optlaws.constant(3e-4, 24000, warmup=2160), batch_size=64.0, weight_decay=0.1),
+            "cosine": optlaws.Run(optlaws.cosine(3e-4, 24000, final=3e-5, warmup=2160), batch_size=64.0,
+                                  weight_decay=0.0)}
+    result = optlaws.fit(optlaws.AdamModel(), synthetic(truth, runs), num_starts=2, progress=False)
+    path = tmp_path / "fitted.json"
+    optlaws.save_model(path, result.model, result)
+    stored = json.loads(path.read_text())
+    assert stored["version"] == 2 and stored["runs"] == {"batch_size": 64.0, "momentum": 0.9}
+    fitted = optlaws.load_fitted(path)
+    assert fitted.run_settings == stored["runs"]
+    held = optlaws.Run(optlaws.wsd(3e-4, 24000, warmup=2160), batch_size=64.0)
+    a, b = (optlaws.predict(f, held, steps=[24000], band=0.9) for f in (result, fitted))
+    np.testing.assert_array_equal(a.loss, b.loss)
+    np.testing.assert_allclose([a.loss_low, a.loss_high], [b.loss_low, b.loss_high], rtol=1e-12)
+
+
+def test_version_1_files_still_load(tmp_path):
+    """Version 1 kept the run settings in the model; they load as the file's run settings."""
+    model = truth_model(reference_batch_size=64.0)
+    document = {"format": "optlaws.fitted", "version": 1, "optlaws_version": "0.1.0",
+                "model": json.loads(json.dumps(optlaws._serialize._encode(model)))}
+    document["model"]["fields"].update(weight_decay=0.05, batch_size=64.0, b1=0.95)
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(document))
+    fitted = optlaws.load_fitted(path)
+    assert fitted.run_settings == {"weight_decay": 0.05, "batch_size": 64.0, "momentum": 0.95}
+    assert fitted.uncertainty is None and fitted.model.values() == model.values()
+
+
+def test_least_squares_fit_at_two_batch_sizes_predicts_a_third():
+    """SGD (momentum 0.9) on the least-squares problem, trained for real at batch 16 and 128: one
+    fitted landscape predicts batch 48 within the seed noise of the real runs (the gap between two
+    independent 16-seed averages), and far better than at either training batch size."""
+    problem = optlaws.LeastSquaresProblem.power_law(initial_excess=0.2, batch_size=16)
+
+    def train(schedule, batch, key):
+        run = optlaws.Run(schedule, batch_size=batch, momentum=0.9)
+        curve = problem.train(lambda lr: optax.sgd(lr, momentum=0.9), run, seeds=16, every=20, key=key,
+                              name=f"{schedule.name}_{batch}")
+        return curve.since(300)
+
+    constant, cosine = optlaws.constant(0.05, 2000, warmup=100), optlaws.cosine(0.05, 2000, warmup=100)
+    curves = [train(s, b, key) for key, (s, b) in enumerate([(constant, 16), (cosine, 16), (constant, 128),
+                                                             (cosine, 128)])]
+    result = optlaws.fit(optlaws.SGDModel(), curves, progress=False)
+    a, b = train(cosine, 48, 10), train(cosine, 48, 11)
+    real = (a.loss + b.loss) / 2
+    noise = np.mean(np.abs(a.loss - b.loss) / real)
+
+    def error(batch):
+        predicted = optlaws.predict(result, a.run.replace(batch_size=batch), steps=a.steps).loss
+        return np.mean(np.abs(predicted - real) / real)
+
+    assert error(48.0) < noise
+    assert min(error(16.0), error(128.0)) > 3 * noise
