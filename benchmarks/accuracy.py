@@ -40,8 +40,8 @@ def gap_ratio(model, curve, cosine):
     step = int(min(curve.steps[-1], cosine.steps[-1]))
     true_curve = np.interp(step, curve.steps, curve.loss)
     true_cos = np.interp(step, cosine.steps, cosine.loss)
-    pred = optlaws.predict(model, curve.schedule, steps=[step]).final_loss
-    pred_cos = optlaws.predict(model, cosine.schedule, steps=[step]).final_loss
+    pred = optlaws.predict(model, curve.run, steps=[step]).final_loss
+    pred_cos = optlaws.predict(model, cosine.run, steps=[step]).final_loss
     true_gap = true_cos - true_curve
     return (pred_cos - pred) / true_gap if abs(true_gap) > 1e-3 else float("nan")
 
@@ -140,10 +140,7 @@ def main():
     for size, fitted in figures.items():
         curves = [optlaws.load_mpl(size, n, root=root) for n in optlaws.MPL_CURVES]
         for model_name, model in fitted:
-            preds = []
-            for c in curves:
-                p = optlaws.predict(model, c.schedule)
-                preds.append(optlaws.Prediction(p.steps, p.loss, p.lr, c.name))
+            preds = [optlaws.predict(model, c.run, name=c.name) for c in curves]
             optlaws.plot_curves(preds, curves, path=HERE / f"accuracy_{size}_{model_name}.png",
                                 title=f"{model_name} fitted on constant_24000 + cosine_24000 ({size})")
     header = (

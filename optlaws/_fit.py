@@ -62,9 +62,9 @@ class FitProblem(eqx.Module):
     bootstrap, profiling, sampling).
 
     All runs, cut at their last observation, are stacked into one batch (shorter runs hold their
-    last LR; that changes nothing they observe) and evaluated by one ``jax.vmap`` at the union of the observed steps; each
-    curve's points are then gathered from it. So one compiled program serves any number of
-    curves, and a problem of the same shape reuses it.
+    last LR; that changes nothing they observe) and evaluated by one ``jax.vmap`` at the union of
+    the observed steps; each curve's points are then gathered from it. So one compiled program
+    serves any number of curves, and a problem of the same shape reuses it.
 
         residual_i = log observed_i - log predicted_i,    objective = sum_i huber(residual_i)
 
@@ -145,6 +145,12 @@ def _solve(problem: FitProblem, thetas, max_steps: int):
 def _linearise(problem: FitProblem, theta):
     """Residuals, their Jacobian and the predictions at ``theta``."""
     return problem.residuals(theta), jax.jacfwd(problem.residuals)(theta), problem.predictions(theta)
+
+
+def _covariance_at(problem: FitProblem, theta: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """The covariance of ``theta`` by ``method`` (see :func:`_covariance`), and the predictions there."""
+    res, jac, predicted = map(np.asarray, _linearise(problem, jnp.asarray(theta)))
+    return _covariance(jac, res, np.asarray(problem.curve_index), method), predicted
 
 
 def _newey_west_meat(jac: np.ndarray, res: np.ndarray, curve_index: np.ndarray) -> np.ndarray:
@@ -244,8 +250,7 @@ class FitResult:
         """This fit with its covariance (and standard errors) computed by ``method`` (see
         :func:`fit`'s ``covariance``), from the stored objective: no refit."""
         with float64():
-            res, jac, _ = map(np.asarray, _linearise(self.problem, jnp.asarray(self.theta)))
-        covariance = _covariance(jac, res, np.asarray(self.problem.curve_index), method)
+            covariance, _ = _covariance_at(self.problem, self.theta, method)
         return dataclasses.replace(self, covariance=covariance,
                                    stderr=_stderr(self.problem.parameters, self.values, covariance))
 
@@ -414,8 +419,7 @@ def fit(
             )
         best = int(np.argmin(np.where(finite, objectives, np.inf)))
         theta = thetas[best]
-        res, jac, predicted = map(np.asarray, _linearise(problem, jnp.asarray(theta)))
-        cov = _covariance(jac, res, np.asarray(problem.curve_index), covariance)
+        cov, predicted = _covariance_at(problem, theta, covariance)
         fitted = problem.model(jnp.asarray(theta))
         values = fitted.values()
     curve_index = np.asarray(problem.curve_index)

@@ -22,7 +22,8 @@ def plot_curves(
 ):
     """Plot predictions (lines) over observed curves (dots) of the same name.
 
-    Panels: loss (with the predictions' uncertainty bands shaded, where they have one), relative error of each prediction against the observed curve of the same name
+    Panels: loss (with the predictions' uncertainty bands shaded, where they have one), relative
+    error of each prediction against the observed curve of the same name
     (when there is one), learning-rate schedule. Returns the matplotlib figure; saves it when
     ``path`` is given.
     """

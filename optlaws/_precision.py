@@ -2,7 +2,7 @@
 
 This is the one place where precision is switched. Models and schedules follow the dtype of their
 inputs, so user code keeps JAX's default (float32) and batched float32 evaluation stays within
-1e-4 relative of float64 (``tests/test_sde.py``); ``fit``, ``predict``, ``evaluate`` and
+1e-4 relative of float64 (``tests/test_runs.py``); ``fit``, ``predict``, ``evaluate`` and
 ``load_model`` enter :func:`float64` and cast the model with :func:`in_float64`.
 """
 

@@ -10,7 +10,7 @@ from ._curves import DIVERGENCE_RATIO
 from ._io import write_csv
 from ._model import AbstractLossModel
 from ._precision import float64, in_float64
-from ._run import Run, as_run
+from ._run import Run, as_run, name_of
 from ._schedules import Schedule
 from ._uncertainty import DEFAULT_NUM_SAMPLES, ParameterUncertainty
 
@@ -110,7 +110,7 @@ def predict(
     if band is not None and uncertainty is None:
         raise ValueError("`band` needs the fit's parameter uncertainty: pass a FitResult or a fitted file "
                          "(optlaws.load_fitted), or `uncertainty=`.")
-    name = name or (run.name if isinstance(run, Schedule) else "run")
+    name = name_of(run, name)
     run = as_run(run)
     total = run.total_steps
     steps = default_steps(total, every) if steps is None else np.asarray(steps, dtype=np.int64)

@@ -25,7 +25,7 @@ from jaxtyping import Array, Float
 
 from ._curves import LossCurve
 from ._predict import default_steps
-from ._run import Run, as_run
+from ._run import Run, as_run, name_of
 from ._schedules import Schedule
 from ._sde.models import AdamModel, SGDModel
 from ._sde.spectrum import DiscreteSpectrum
@@ -96,7 +96,7 @@ class LeastSquaresProblem(eqx.Module):
             problem.train(lambda lr: optax.sgd(lr, momentum=0.9),
                           optlaws.Run(schedule, momentum=0.9, batch_size=64))
         """
-        name = name or (run.name if isinstance(run, Schedule) else "run")
+        name = name_of(run, name)
         run = as_run(run)
         if run.batch_size is None:
             run = run.replace(batch_size=self.batch_size)

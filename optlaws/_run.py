@@ -102,6 +102,18 @@ class Run(eqx.Module):
         values = {"lr": self.lr, **{name: getattr(self, name) for name in SETTINGS}, **settings}
         return Run(values.pop("lr"), **values)
 
+    def fill(self, **defaults: ArrayLike) -> Run:
+        """A copy whose unrecorded settings take the values in ``defaults`` (recorded ones stay).
+
+        Always a new Run, built in the current precision: a run made in float32 and filled
+        inside ``float64()`` gets float64 learning rates, as the moment scan needs one dtype."""
+        return self.replace(**{name: value for name, value in defaults.items() if getattr(self, name) is None})
+
+
+def name_of(run: Run | Schedule | ArrayLike, name: str | None = None) -> str:
+    """``name``, else the schedule's name, else ``"run"`` (a Run carries no name)."""
+    return name or (run.name if isinstance(run, Schedule) else "run")
+
 
 def as_run(run: Run | Schedule | ArrayLike) -> Run:
     """``run`` as a :class:`Run`: a schedule or an array of per-step LRs gets no recorded settings."""

@@ -31,11 +31,6 @@ def _given_settings(args) -> dict[str, float]:
     return {name: getattr(args, name) for name in SETTINGS if getattr(args, name) is not None}
 
 
-def _fill(run: Run, settings: dict[str, float]) -> Run:
-    """``run`` with the settings it does not record taken from ``settings`` (the fitted runs')."""
-    return run.replace(**{name: value for name, value in settings.items() if getattr(run, name) is None})
-
-
 def _read_curves(paths, args):
     curves = []
     for path in paths:
@@ -73,7 +68,7 @@ def _cmd_fit(args) -> int:
 def _cmd_predict(args) -> int:
     fitted = load_fitted(args.fitted)
     schedule = _schedule(args.schedule, args.warmup)
-    run = _fill(Run(schedule, **_given_settings(args)), fitted.run_settings)
+    run = Run(schedule, **_given_settings(args)).fill(**fitted.run_settings)
     prediction = predict(fitted, run, every=args.every, band=args.band, name=schedule.name)
     prediction.to_csv(args.out)
     if args.plot:
@@ -93,7 +88,7 @@ def _cmd_predict(args) -> int:
 def _cmd_evaluate(args) -> int:
     fitted = load_fitted(args.fitted)
     model = fitted.model
-    curves = [dataclasses.replace(c, run=_fill(c.run, fitted.run_settings)) for c in _read_curves(args.curves, args)]
+    curves = [dataclasses.replace(c, run=c.run.fill(**fitted.run_settings)) for c in _read_curves(args.curves, args)]
     results = evaluate(model, curves)
     if args.json:
         print(json.dumps([{k: m.as_dict()[k] for k in EVALUATE_KEYS} for m in results], indent=1))

@@ -36,7 +36,7 @@ def linear_recurrence(decay: Array, drive: Array) -> Array:
 def scale_guess(curves: Sequence) -> tuple[float, float, float]:
     """(lowest loss, peak learning rate, first observed loss) of a set of curves, for starting points."""
     low = min(float(np.min(c.loss)) for c in curves)
-    peak = max(float(np.max(np.asarray(c.schedule.lr))) for c in curves)
+    peak = max(float(np.max(np.asarray(c.run.lr))) for c in curves)
     first = max(float(c.loss[0]) for c in curves)
     return low, peak, first
 
@@ -44,7 +44,7 @@ def scale_guess(curves: Sequence) -> tuple[float, float, float]:
 def first_area(curves: Sequence) -> float:
     """Cumulative learning rate at the first observation of the earliest-starting curve."""
     curve = min(curves, key=lambda c: int(c.steps[0]))
-    return float(np.sum(np.asarray(curve.schedule.lr)[: int(curve.steps[0])])) or 1e-3
+    return float(np.sum(np.asarray(curve.run.lr)[: int(curve.steps[0])])) or 1e-3
 
 
 def power_law_parameters() -> dict[str, Parameter]:

@@ -69,5 +69,5 @@ class ConvexBound(AbstractLossModel):
     def initial_guess(self, curves: Sequence) -> ConvexBound:
         low, peak, first = scale_guess(curves)
         # Omega ~ D^2/(2 S) early: start with D^2 comparable to the area of the longest run.
-        area = max(float(np.sum(np.asarray(c.schedule.lr))) for c in curves)
+        area = max(float(np.sum(np.asarray(c.run.lr))) for c in curves)
         return self.replace(loss_inf=0.9 * low, scale=(low - 0.9 * low) / (peak * 5), distance=area**0.5)

@@ -46,7 +46,8 @@ class AbstractSDEModel(AbstractLossModel):
         d theta_k = -lr_eff h_k theta_k dt + lr_eff sqrt(4 noise_k) dW_k.
 
     The model is the landscape; the optimizer settings (batch size, weight decay, momentum) come
-    from the :class:`~optlaws.Run`. Decoupled weight decay ``lambda`` moves the weight norm, and with it the effective learning
+    from the :class:`~optlaws.Run`. Decoupled weight decay ``lambda`` moves the weight norm, and
+    with it the effective learning
     rate of scale-invariant weights: ``z`` (the squared norm, or its square for SGD, relative to
     its equilibrium at ``reference_lr``) relaxes as ``z <- r + (z - r) exp(-2 c lr lambda n)`` with
     ``r = lr / reference_lr``, and ``lr_eff = lr * batch_factor / sqrt(z)``. At equilibrium
@@ -112,10 +113,8 @@ class AbstractSDEModel(AbstractLossModel):
     def resolve(self, run: Run) -> Run:
         """``run`` with its unrecorded settings filled: the reference batch size, and the
         optimizer's usual weight decay and momentum (``default_weight_decay``, ``default_momentum``)."""
-        run = as_run(run)
-        defaults = dict(batch_size=self.reference_batch_size, weight_decay=self.default_weight_decay,
-                        momentum=self.default_momentum)
-        return run.replace(**{k: v for k, v in defaults.items() if getattr(run, k) is None})
+        return as_run(run).fill(batch_size=self.reference_batch_size, weight_decay=self.default_weight_decay,
+                                momentum=self.default_momentum)
 
     def parameters(self) -> dict[str, Parameter]:
         spectrum = {
