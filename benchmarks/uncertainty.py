@@ -4,20 +4,24 @@ Two protocols, each fitted once; both covariance estimates come from the same fi
 (``FitResult.with_covariance``), so they differ only in the band:
 
 - MPL 2-curve (25M and 100M): fit ``AdamModel`` on constant_24000 + cosine_24000, band the final
-  loss of each of the seven other curves;
+  loss of each of the seven other curves; the 3-curve protocol adds wsdcon_9 to the fit;
 - 124M runs of Schaipp et al., per peak LR (5e-4, 1e-3, 2e-3; 1e-4 has no 15k runs): fit on the
   15k-step runs (validation loss from step 1000), band the last observed loss of every 25k run.
 
 Reports the share of held-out final losses inside the band, and the median band half-width
-relative to the prediction, for ``"laplace"`` and ``"newey-west"``. Writes the RESULTS.md
-section ``uncertainty``.
+relative to the prediction, for bands of the parameters alone (covariance ``"laplace"``,
+``"newey-west"``, ``"curves"``) and for the default band, which adds the model discrepancy
+(leave-one-curve-out on the 124M runs; the prior, itself the 124M estimate, on the 2-curve MPL
+fits, where leaving a curve out leaves the model undetermined). Writes the RESULTS.md section
+``uncertainty``.
 
-    python benchmarks/uncertainty.py [--no-write]      (about 10 minutes)
+    python benchmarks/uncertainty.py [--no-write]      (about 2 minutes)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -26,15 +30,18 @@ import optlaws
 from _common import data_root, machine, schaipp_runs, write_section
 
 LEVEL = 0.9
-METHODS = ("laplace", "newey-west", "curves")
-TRAIN_MPL = ("constant_24000", "cosine_24000")
+# Bands of the parameters alone, by covariance estimate, then the default band.
+METHODS = ("laplace", "newey-west", "curves", "default")
+# The MPL paper's protocols: fit on two curves (the discrepancy is then the prior) or three (it is
+# estimated by leaving each out).
+TRAIN_MPL = {"2": ("constant_24000", "cosine_24000"), "3": ("constant_24000", "cosine_24000", "wsdcon_9")}
 
 
 def coverage(result, held):
     """Per held-out curve and method: (inside the band, half-width / prediction)."""
     rows = {method: [] for method in METHODS}
     for method in METHODS:
-        fitted = result.with_covariance(method)
+        fitted = result if method == "default" else dataclasses.replace(result.with_covariance(method), discrepancy=0.0)
         for curve in held:
             step = int(curve.steps[-1])
             pred = optlaws.predict(fitted, curve.run, steps=[step], band=LEVEL)
@@ -43,15 +50,20 @@ def coverage(result, held):
     return rows
 
 
-def mpl(root, size):
+def discrepancy(result):
+    return f"{result.discrepancy:.3%} ({result.discrepancy_source})"
+
+
+def mpl(root, size, protocol):
     curves = {n: optlaws.load_mpl(size, n, root=root) for n in optlaws.MPL_CURVES}
-    result = optlaws.fit(optlaws.AdamModel(), [curves[n] for n in TRAIN_MPL], progress=False)
-    return coverage(result, [c for n, c in curves.items() if n not in TRAIN_MPL])
+    train = TRAIN_MPL[protocol]
+    result = optlaws.fit(optlaws.AdamModel(), [curves[n] for n in train], progress=False)
+    return coverage(result, [c for n, c in curves.items() if n not in train]), discrepancy(result)
 
 
 def schaipp(root, lr):
     result = optlaws.fit(optlaws.AdamModel(), schaipp_runs(root, lr, horizon=15000), progress=False)
-    return coverage(result, schaipp_runs(root, lr, horizon=25000))
+    return coverage(result, schaipp_runs(root, lr, horizon=25000)), discrepancy(result)
 
 
 def main():
@@ -60,10 +72,11 @@ def main():
     args = parser.parse_args()
     root = data_root()
     cells = {}
-    for size in ("25M", "100M"):
-        started = time.perf_counter()
-        cells[f"MPL 2-curve, {size}"] = mpl(root, size)
-        print(f"MPL {size}: {time.perf_counter() - started:.0f} s", flush=True)
+    for protocol in TRAIN_MPL:
+        for size in ("25M", "100M"):
+            started = time.perf_counter()
+            cells[f"MPL {protocol}-curve, {size}"] = mpl(root, size, protocol)
+            print(f"MPL {protocol}-curve {size}: {time.perf_counter() - started:.0f} s", flush=True)
     for lr in ("0.0005", "0.001", "0.002"):
         started = time.perf_counter()
         cells[f"124M, peak LR {lr}, 15k -> 25k"] = schaipp(root, lr)
@@ -71,21 +84,24 @@ def main():
     lines = [
         f"Machine: {machine()}. Share of held-out final losses inside the {LEVEL:.0%} band "
         f"(target {LEVEL:.0%}; the bar is 80-97%), and the median band half-width relative to the "
-        "prediction.\n",
-        "| protocol | held-out | " + " | ".join(f"{m}: inside | {m}: half-width" for m in METHODS) + " |",
-        "|---|---|" + "---|---|" * len(METHODS),
+        "prediction. Columns laplace, newey-west, curves: bands of the parameters alone by "
+        "covariance estimate; default: curves plus the model discrepancy (its value and source in "
+        "the last column).\n",
+        "| protocol | held-out | " + " | ".join(f"{m}: inside | {m}: half-width" for m in METHODS)
+        + " | discrepancy |",
+        "|---|---|" + "---|---|" * len(METHODS) + "---|",
     ]
     totals = {m: [] for m in METHODS}
-    for name, rows in cells.items():
+    for name, (rows, estimate) in cells.items():
         cols = []
         for method in METHODS:
             inside = [r[0] for r in rows[method]]
             totals[method] += rows[method]
             cols.append(f"{sum(inside)}/{len(inside)} | {np.median([r[1] for r in rows[method]]):.3%}")
-        lines.append(f"| {name} | {len(rows[METHODS[0]])} | " + " | ".join(cols) + " |")
+        lines.append(f"| {name} | {len(rows[METHODS[0]])} | " + " | ".join(cols) + f" | {estimate} |")
     cols = [f"**{np.mean([r[0] for r in totals[m]]):.0%}** | {np.median([r[1] for r in totals[m]]):.3%}"
             for m in METHODS]
-    lines.append(f"| all | {len(totals[METHODS[0]])} | " + " | ".join(cols) + " |")
+    lines.append(f"| all | {len(totals[METHODS[0]])} | " + " | ".join(cols) + " | |")
     text = "\n".join(lines)
     print(text)
     if not args.no_write:

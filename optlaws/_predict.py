@@ -91,7 +91,8 @@ def predict(
         steps: steps to predict (default: every ``every`` steps and the last one).
         every: spacing of the default steps.
         band: with a probability such as ``0.9``, add the central band of that probability
-            (``loss_low``, ``loss_high``) from the fit's parameter uncertainty.
+            (``loss_low``, ``loss_high``) from the fit's parameter uncertainty and model
+            discrepancy (:class:`ParameterUncertainty`).
         uncertainty: the parameter uncertainty for ``band`` (default: the fit's).
         num_samples: parameter draws for the band.
         seed: seed of the draws.

@@ -12,7 +12,8 @@ Layout (version 2)::
                                                               "curvatures": [...]}},
           "loss_inf": 2.60, "reference_batch_size": 1.0, "block": 16, "dynamics": "discrete", ...}},
       "runs": {"batch_size": 200.0, "weight_decay": 0.1, "momentum": 0.9},
-      "uncertainty": {"free": [...], "positive": [...], "theta": [...], "covariance": [[...]]},
+      "uncertainty": {"free": [...], "positive": [...], "theta": [...], "covariance": [[...]],
+                      "discrepancy": 0.0019},
       "fit": {"free": [...], "values": {...}, "stderr": {...}, "objective": ...,
               "curves": [{"curve": ..., "r2": ..., "mean_rel_error": ..., ...}], "seconds": ...}
     }
@@ -20,8 +21,9 @@ Layout (version 2)::
 Every field of a model is stored (arrays as lists of float64 values, written with 17
 significant digits), so loading rebuilds the model exactly. ``runs`` holds the settings that all
 fitted runs shared: the command line uses them for a run that records none. ``uncertainty`` is
-the fit's Gaussian over its free parameters (log coordinates for positive ones); ``fit`` is
-informational.
+the fit's Gaussian over its free parameters (log coordinates for positive ones) and the model
+discrepancy (RMS log-loss error on a new run; absent in files of optlaws 0.2.0, read as 0: their
+bands were of the parameters alone); ``fit`` is informational.
 
 Version 1 kept the run settings (``batch_size``, ``weight_decay``, ``b1`` / ``momentum``) in the
 model: they load into ``runs``.
@@ -133,6 +135,7 @@ def save_model(path: str | Path, model: AbstractLossModel, fit_result: FitResult
             "positive": list(parameters.positive),
             "theta": np.asarray(fit_result.theta, dtype=np.float64).tolist(),
             "covariance": np.asarray(fit_result.covariance, dtype=np.float64).tolist(),
+            "discrepancy": fit_result.discrepancy,
         }
         document["fit"] = {
             "free": list(fit_result.free),
@@ -173,7 +176,8 @@ def load_fitted(path: str | Path) -> Fitted:
         if stored is not None:
             parameters = ParameterMap(tuple(stored["free"]), tuple(bool(p) for p in stored["positive"]))
             uncertainty = ParameterUncertainty(parameters, jnp.asarray(stored["theta"], dtype=float),
-                                               jnp.asarray(stored["covariance"], dtype=float))
+                                               jnp.asarray(stored["covariance"], dtype=float),
+                                               jnp.asarray(stored.get("discrepancy", 0.0), dtype=float))
     return Fitted(model=model, run_settings=run_settings, uncertainty=uncertainty, fit=document.get("fit"))
 
 

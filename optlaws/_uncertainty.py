@@ -17,23 +17,28 @@ DEFAULT_NUM_SAMPLES = 256
 
 
 class ParameterUncertainty(eqx.Module):
-    r"""A Gaussian over the fitted parameters, in the fit's coordinates (log for positive ones).
+    r"""What a fit leaves uncertain: a Gaussian over the fitted parameters, in the fit's
+    coordinates (log for positive ones), and the model's own error on a new run.
 
-        theta ~ N(mean, covariance),    model(theta) = parameters.to_model(base, theta)
+        theta ~ N(mean, covariance),    loss = model(theta).loss(run) * exp(discrepancy * z),
+        z ~ N(0, 1)
 
-    Prediction bands are quantiles of the expected loss over ``num_samples`` draws, evaluated as
-    one vmapped batch, so the bands of several runs come from the same draws and their errors are
-    correlated as the parameters make them.
+    Prediction bands are quantiles of the loss over ``num_samples`` draws of ``(theta, z)``,
+    evaluated as one vmapped batch. One ``z`` per draw serves every step: the model's error on a
+    run moves its whole curve, not each point independently.
 
     Attributes:
         parameters: which parameters are uncertain, and their coordinates.
         mean: the fitted ``theta``.
         covariance: its covariance (see ``optlaws.fit``'s ``covariance`` argument).
+        discrepancy: RMS log-loss error of the model on a run it was not fitted to (see
+            ``optlaws.fit``'s ``discrepancy``); ``0`` for bands of the parameters alone.
     """
 
     parameters: ParameterMap
     mean: Float[Array, " p"]
     covariance: Float[Array, "p p"]
+    discrepancy: Float[Array, ""] = eqx.field(default_factory=lambda: jnp.asarray(0.0), converter=jnp.asarray)
 
     def __check_init__(self):
         p = len(self.parameters.names)
@@ -42,6 +47,8 @@ class ParameterUncertainty(eqx.Module):
                 f"ParameterUncertainty: {p} parameter names need `mean` of shape ({p},) and "
                 f"`covariance` of shape ({p}, {p}), got {self.mean.shape} and {self.covariance.shape}."
             )
+        if self.discrepancy.shape != () or not bool(self.discrepancy >= 0):
+            raise ValueError(f"ParameterUncertainty: `discrepancy` must be a non-negative scalar, got {self.discrepancy}.")
 
     def draws(self, num_samples: int = DEFAULT_NUM_SAMPLES, key: int | Array = 0) -> Float[Array, "n p"]:
         """``num_samples`` draws of ``theta`` (a symmetric square root: valid for a singular covariance)."""
@@ -68,7 +75,7 @@ class ParameterUncertainty(eqx.Module):
         num_samples: int = DEFAULT_NUM_SAMPLES,
         key: int | Array = 0,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The central ``level`` band ``(low, high)`` of the expected loss of ``run`` at ``steps``.
+        """The central ``level`` band ``(low, high)`` of the loss of ``run`` at ``steps``.
 
         Draws whose prediction is not finite (they diverge) count as ``+inf``.
         """
@@ -83,5 +90,9 @@ class ParameterUncertainty(eqx.Module):
 
 @eqx.filter_jit
 def _sampled_losses(uncertainty, base, run, steps, num_samples, key):
-    models = uncertainty.sample_models(base, num_samples, key)
-    return jax.vmap(lambda model: model.loss(run, steps))(models)
+    key = jax.random.PRNGKey(key) if isinstance(key, int) else key
+    parameter_key, discrepancy_key = jax.random.split(key)
+    models = uncertainty.sample_models(base, num_samples, parameter_key)
+    losses = jax.vmap(lambda model: model.loss(run, steps))(models)
+    z = jax.random.normal(discrepancy_key, (num_samples, 1), dtype=losses.dtype)
+    return losses * jnp.exp(uncertainty.discrepancy * z)

@@ -150,20 +150,26 @@ def test_fit_reuses_its_objective():
         assert float(result.problem.objective(shifted)) > 1e-4
 
 
+def noisy_curves(truth, schedules, seed, scale=2e-3):
+    """Curves of ``truth`` with correlated (smoothed) relative noise of about ``scale``."""
+    rng = np.random.default_rng(seed)
+    steps = np.arange(2176, 24001, 128)
+    curves = []
+    for name, schedule in schedules.items():
+        [clean] = synthetic(truth, {name: schedule}, steps)
+        smooth = np.convolve(rng.standard_normal(steps.size + 9), np.ones(10) / 10, mode="valid")
+        curves.append(optlaws.LossCurve(steps, clean.loss * (1 + scale * smooth), schedule, name=name))
+    return curves
+
+
 def test_band_holds_the_truth_of_noisy_curves():
     """Curves with correlated (smoothed) noise: the 90% band of a held-out schedule holds its true
     loss, and a Newey-West band is wider than a Laplace one."""
     truth = truth_model()
-    rng = np.random.default_rng(3)
-    schedules = {"constant": optlaws.constant(3e-4, 24000, warmup=2160),
-                 "cosine": optlaws.cosine(3e-4, 24000, final=3e-5, warmup=2160)}
-    steps = np.arange(2176, 24000, 128)
-    curves = []
-    for name, schedule in schedules.items():
-        [clean] = synthetic(truth, {name: schedule}, steps)
-        smooth_noise = np.convolve(rng.standard_normal(steps.size + 9), np.ones(10) / 10, mode="valid")
-        curves.append(optlaws.LossCurve(steps, clean.loss * (1 + 2e-3 * smooth_noise), schedule, name=name))
-    result = optlaws.fit(optlaws.AdamModel(), curves, num_starts=2, covariance="newey-west", progress=False)
+    curves = noisy_curves(truth, {"constant": optlaws.constant(3e-4, 24000, warmup=2160),
+                                  "cosine": optlaws.cosine(3e-4, 24000, final=3e-5, warmup=2160)}, seed=3)
+    result = optlaws.fit(optlaws.AdamModel(), curves, num_starts=2, covariance="newey-west", discrepancy=0.0,
+                         progress=False)
     held = optlaws.wsd(3e-4, 24000, warmup=2160, decay_frac=0.2, final=3e-5)
     pred = optlaws.predict(result, held, steps=[12000, 24000], band=0.9)
     with jax.enable_x64(True):
@@ -176,6 +182,64 @@ def test_band_holds_the_truth_of_noisy_curves():
         optlaws.predict(result.model, held, band=0.9)
     with pytest.raises(ValueError, match="`band` must be a probability"):
         optlaws.predict(result, held, band=1.5)
+
+
+def test_leave_one_curve_out_discrepancy_matches_refits():
+    """The linearised leave-one-curve-out error of each curve's final loss agrees with refitting
+    on the other curves (each to 35% of the error, their RMS to 15%: one Gauss-Newton step of the
+    least-squares objective, where the refit minimises the Huber one), and the fit's discrepancy is
+    their RMS; with two curves the discrepancy is the prior, and a given one is kept."""
+    from optlaws._fit import FitProblem, _leave_one_curve_out_discrepancy, _linearised, _solve
+
+    truth = truth_model()
+    schedules = {"constant": optlaws.constant(3e-4, 24000, warmup=2160),
+                 "cosine": optlaws.cosine(3e-4, 24000, final=3e-5, warmup=2160),
+                 "wsd": optlaws.wsd(3e-4, 24000, warmup=2160, decay_frac=0.2),
+                 "cosine-high": optlaws.cosine(6e-4, 24000, final=0.0, warmup=2160)}
+    curves = noisy_curves(truth, schedules, seed=5)
+    result = optlaws.fit(optlaws.AdamModel(), curves, num_starts=2, progress=False)
+    assert result.discrepancy_source == "leave-one-curve-out"
+    problem = result.problem
+    with jax.enable_x64(True):
+        res, jac, _ = _linearised(problem, result.theta)
+        index = np.asarray(problem.curve_index)
+        linear, refitted = [], []
+        for c, curve in enumerate(curves):
+            mask = index == c
+            delta = np.linalg.pinv(jac.T @ jac - jac[mask].T @ jac[mask]) @ (jac[mask].T @ res[mask])
+            linear.append(res[mask][-1] + jac[mask][-1] @ delta)
+            rest = FitProblem.build(problem.base, result.free, curves[:c] + curves[c + 1:])
+            theta = np.asarray(_solve(rest, jnp.asarray(result.theta)[None], 300)[0][0])
+            final = rest.model(jnp.asarray(theta)).loss(curve.run, [int(curve.steps[-1])])
+            refitted.append(np.log(curve.loss[-1]) - np.log(float(final[0])))
+    linear, refitted = np.array(linear), np.array(refitted)
+    assert np.all(np.abs(linear - refitted) <= 0.35 * np.abs(refitted) + 2e-5), (linear, refitted)
+    assert np.sqrt(np.mean(linear**2)) == pytest.approx(np.sqrt(np.mean(refitted**2)), rel=0.15)
+    assert result.discrepancy == pytest.approx(np.sqrt(np.mean(linear**2)), rel=1e-6)
+    assert result.discrepancy == pytest.approx(_leave_one_curve_out_discrepancy(jac, res, index))
+
+    two = optlaws.fit(optlaws.AdamModel(), curves[:2], num_starts=2, progress=False)
+    assert (two.discrepancy, two.discrepancy_source) == (optlaws._fit.PRIOR_DISCREPANCY, "prior")
+    given = optlaws.fit(optlaws.AdamModel(), curves[:2], num_starts=2, discrepancy=0.0, progress=False)
+    assert (given.discrepancy, given.discrepancy_source) == (0.0, "given")
+    with pytest.raises(ValueError, match="`discrepancy`"):
+        optlaws.fit(optlaws.AdamModel(), curves[:2], discrepancy=-1.0, progress=False)
+
+
+def test_discrepancy_widens_the_band_as_a_lognormal_error():
+    """A band of the model alone (zero covariance) is ``loss * exp(+-z discrepancy)``, the 90%
+    quantiles of a log-normal error, to the sampling error of 4096 draws."""
+    model = truth_model()
+    parameters = optlaws._model.ParameterMap.of(model, ("loss_inf",))
+    with jax.enable_x64(True):
+        theta = parameters.to_theta(model)
+        uncertainty = optlaws.ParameterUncertainty(parameters, theta, jnp.zeros((1, 1)), 0.01)
+        run = optlaws.Run(optlaws.cosine(3e-4, 4000, warmup=200))
+        low, high = uncertainty.band(model, run, [4000], level=0.9, num_samples=4096)
+        loss = float(model.loss(run, [4000])[0])
+    np.testing.assert_allclose([low[0], high[0]], loss * np.exp([-0.01 * 1.6449, 0.01 * 1.6449]), rtol=1e-3)
+    with pytest.raises(ValueError, match="`discrepancy`"):
+        optlaws.ParameterUncertainty(parameters, theta, jnp.zeros((1, 1)), -0.01)
 
 
 def test_fitted_file_keeps_the_band_and_the_runs(tmp_path):
