@@ -46,6 +46,7 @@ from ._sde.models import AbstractSDEModel, AdamModel, SGDModel
 from ._sde.paths import sample_paths
 from ._sde.spectrum import AbstractSpectrum, DiscreteSpectrum, PowerLawSpectrum
 from ._serialize import Fitted, load_fitted, load_model, save_model
+from ._transfer import LRTransfer, Optimum, family_run, fit_lr_transfer, model_optima, read_sweep, sweep_optima
 from ._uncertainty import ParameterUncertainty
 
 __version__ = "0.1.0"

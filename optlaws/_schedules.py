@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 DECAY_SHAPES = ("linear", "cosine", "sqrt", "exponential")
+# The names the literature uses for the same shapes ("1-sqrt": Hägele et al. 2024).
+SHAPE_ALIASES = {"1-sqrt": "sqrt", "cos": "cosine", "geometric": "exponential", "exp": "exponential"}
 
 
 class Schedule(eqx.Module):
@@ -126,6 +128,14 @@ def _progress(start: ArrayLike, total: int) -> Array:
     return jnp.clip((t - start) / jnp.maximum(total - start, 1), 0.0, 1.0)
 
 
+def _check_shape(shape: str) -> str:
+    """The decay shape's canonical name (aliases accepted)."""
+    canonical = SHAPE_ALIASES.get(shape, shape)
+    if canonical not in DECAY_SHAPES:
+        raise ValueError(f"`shape` must be one of {DECAY_SHAPES} (or {', '.join(SHAPE_ALIASES)}), got {shape!r}.")
+    return canonical
+
+
 def _decay(x: Array, peak: ArrayLike, final: ArrayLike, shape: str) -> Array:
     """LR at decay progress ``x`` in [0, 1] going from ``peak`` to ``final``."""
     if shape == "linear":
@@ -138,7 +148,7 @@ def _decay(x: Array, peak: ArrayLike, final: ArrayLike, shape: str) -> Array:
         if not isinstance(final, jax.core.Tracer) and float(final) <= 0:
             raise ValueError("`final` must be positive for shape='exponential' (geometric decay).")
         return peak * (final / peak) ** x
-    raise ValueError(f"`shape` must be one of {DECAY_SHAPES}, got {shape!r}.")
+    raise AssertionError(f"unchecked decay shape {shape!r}")  # callers pass _check_shape's result
 
 
 def constant(peak: ArrayLike, total: int, *, warmup: ArrayLike = 0, name: str | None = None) -> Schedule:
@@ -201,15 +211,14 @@ def wsd(
 
     - ``"linear"``: ``peak + (final - peak) x``
     - ``"cosine"``: ``final + (peak - final) (1 + cos(pi x)) / 2``
-    - ``"sqrt"`` (1-sqrt): ``peak - (peak - final) sqrt(x)``
+    - ``"sqrt"`` (``"1-sqrt"``): ``peak - (peak - final) sqrt(x)``
     - ``"exponential"`` (geometric): ``peak (final / peak)^x``, needs ``final > 0``.
     """
     total = _check_positive_int("total", total)
     _check_concrete("peak", peak)
     _check_concrete("final", final)
     _check_concrete("decay_frac", decay_frac, high=1.0)
-    if shape not in DECAY_SHAPES:
-        raise ValueError(f"`shape` must be one of {DECAY_SHAPES}, got {shape!r}.")
+    shape = _check_shape(shape)
     start = total - jnp.round(decay_frac * total)
     lr = _decay(_progress(start, total), peak, final, shape)
     lr = jnp.where(_steps(total) < start, peak, lr)
@@ -278,7 +287,7 @@ def cyclic(
     _check_concrete("final", final)
     t = _steps(total)
     x = jnp.mod(jnp.maximum(t - warmup, 0), period) / period
-    lr = _decay(x, peak, final, shape)
+    lr = _decay(x, peak, final, _check_shape(shape))
     return _as_schedule(_with_warmup(lr, peak, warmup, total), name or f"cyclic_{total}")
 
 

@@ -1,4 +1,4 @@
-"""The ``optlaws`` command line: fit, predict, evaluate, example.
+"""The ``optlaws`` command line: fit, predict, evaluate, transfer, example.
 
 Exit codes: 0 success; 2 bad input or a failed command (``optlaws: error: ...``); 3 a fit with
 ``--strict`` that did not converge or ends far from its own training data.
@@ -12,6 +12,8 @@ import json
 import sys
 import warnings
 from pathlib import Path
+
+import numpy as np
 
 from ._fit import FitWarning, fit
 from ._io import read_curve, read_schedule_csv
@@ -106,6 +108,54 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _parse_lr_grid(text: str) -> np.ndarray:
+    """``LOW:HIGH:N`` (log-spaced) or a comma-separated list of peak LRs."""
+    if ":" in text:
+        low, high, count = text.split(":")
+        return np.geomspace(float(low), float(high), int(count))
+    return np.array([float(v) for v in text.split(",")])
+
+
+def _cmd_transfer(args) -> int:
+    from ._transfer import fit_lr_transfer, model_optima, read_sweep, sweep_optima
+
+    if Path(args.source).suffix.lower() == ".json":
+        if not args.family or not args.horizons:
+            raise ValueError("transfer from a fitted model needs --family and --horizons.")
+        fitted = load_fitted(args.source)
+        horizons = [int(float(h)) for h in args.horizons.split(",")]
+        optima = model_optima(fitted.model, args.family, horizons, uncertainty=fitted.uncertainty,
+                              lrs=_parse_lr_grid(args.lrs) if args.lrs else None, level=args.level,
+                              **{**fitted.run_settings, **_given_settings(args)})
+        if args.json:
+            print(json.dumps([o.as_dict() for o in optima], indent=1))
+            return 0
+        print(f"{'horizon':>9} {'LR*':>10} {f'{args.level:.0%} interval':>23} {'final loss':>11}")
+        for o in optima:
+            print(f"{o.horizon:>9} {o.lr_opt:>10.3g} {f'{o.lr_low:.3g} - {o.lr_high:.3g}':>23} {o.final_loss:>11.5f}")
+        if len(optima) > 1:
+            print(f"LR* ~ D^-beta with beta = {fit_lr_transfer(optima).beta:.3f}")
+        return 0
+    if args.to_horizon is None:
+        raise ValueError("transfer from a sweep CSV needs --to-horizon.")
+    sweep = read_sweep(args.source)
+    optima = sweep_optima(sweep["horizon"], sweep["peak_lr"], sweep["final_loss"], level=args.level,
+                          loss_noise=args.loss_noise)
+    law = fit_lr_transfer(optima)
+    lr_opt, low, high = law.predict(args.to_horizon, level=args.level)
+    beta_sd = float(np.sqrt(law.covariance[1, 1]))
+    if args.json:
+        print(json.dumps({"lr_opt": lr_opt, "lr_low": low, "lr_high": high, "beta": law.beta,
+                          "beta_stderr": beta_sd, "horizon": args.to_horizon,
+                          "optima": [o.as_dict() for o in optima]}, indent=1))
+        return 0
+    for o in optima:
+        print(f"horizon {o.horizon}: LR* {o.lr_opt:.3g} ({args.level:.0%}: {o.lr_low:.3g} - {o.lr_high:.3g})")
+    print(f"LR*(D) = C D^-beta, beta = {law.beta:.3f} +- {beta_sd:.3f}")
+    print(f"horizon {args.to_horizon:g}: LR* {lr_opt:.3g} ({args.level:.0%}: {low:.3g} - {high:.3g})")
+    return 0
+
+
 def _cmd_example(args) -> int:
     from ._example import run_example
 
@@ -174,6 +224,21 @@ def build_parser() -> argparse.ArgumentParser:
     curve_options(p)
     run_options(p, "the runs (default: the fitted runs' shared settings)")
     p.set_defaults(run=_cmd_evaluate)
+
+    p = sub.add_parser("transfer", help="the optimal peak LR at a new horizon, from a sweep or a fitted model")
+    p.add_argument("source", help="a sweep CSV (columns horizon,peak_lr,final_loss) or FITTED.json")
+    p.add_argument("--to-horizon", type=float, help="sweep: the horizon (steps) to predict LR* at")
+    p.add_argument("--loss-noise", type=float, default=1e-3,
+                   help="sweep: relative seed-to-seed spread of a final loss, for horizons with under 5 runs "
+                        "(default 0.001)")
+    p.add_argument("--family", help='fitted model: schedule family without peak and total, e.g. '
+                   '"wsd:warmup=300,decay_frac=0.2,shape=linear,final=0"')
+    p.add_argument("--horizons", help="fitted model: comma-separated horizons, e.g. 15000,25000,50000")
+    p.add_argument("--lrs", help="fitted model: peak-LR grid, LOW:HIGH:N (log-spaced) or a list")
+    p.add_argument("--level", type=float, default=0.9, help="probability of the intervals (default 0.9)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    run_options(p, "the runs (default: the fitted runs' shared settings)")
+    p.set_defaults(run=_cmd_transfer)
 
     p = sub.add_parser("example", help="the built-in example: train, fit, predict, compare")
     p.add_argument("--out", default="optlaws-example", help="output folder")
