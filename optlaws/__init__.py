@@ -45,6 +45,7 @@ from ._schedules import (
 from ._sde.models import AbstractSDEModel, AdamModel, SGDModel
 from ._sde.paths import sample_paths
 from ._sde.spectrum import AbstractSpectrum, DiscreteSpectrum, PowerLawSpectrum
+from ._stability import StabilityFit, divergence_scores, fit_stability
 from ._serialize import Fitted, load_fitted, load_model, save_model
 from ._transfer import LRTransfer, Optimum, family_run, fit_lr_transfer, model_optima, read_sweep, sweep_optima
 from ._uncertainty import ParameterUncertainty

@@ -27,6 +27,14 @@ DYNAMICS = ("discrete", "sde")
 DEFAULT_NOISE_EXPONENT = 0.06
 DEFAULT_NORM_INIT = 0.69
 DEFAULT_MOBILITY_EXPONENT = 0.69
+# Loss in the sharpest direction at step 0, relative to loss_inf: small enough to change no stable
+# prediction, large enough that a blow-up crosses DIVERGENCE_RATIO within tens of unstable steps.
+EDGE_LOSS_INIT = 1e-6
+# The sharpest direction flattens toward this fraction of the stability edge. A network hovers at
+# the edge, its oscillation bounded by non-linear self-stabilisation, which a linear moment model
+# lacks: there ``rho = 1`` at the edge, and tracking it with any lag grows the mode's loss without
+# bound (by about exp(0.05) per step for a 0.1% lag at b1 = 0.9).
+EDGE_MARGIN = 0.9
 
 
 class AbstractSDEModel(AbstractLossModel):
@@ -68,6 +76,27 @@ class AbstractSDEModel(AbstractLossModel):
     mode is still the linear SDE above with drift ``m h`` and diffusion set by the temperature.
     ``mobility_exponent = 1`` is the quadratic (and the SGD default); Adam's default is
     calibrated on the 124M runs (``benchmarks/calibrate.py``).
+
+    **Stability.** One more mode, the sharpest direction, carries what the spectrum leaves out:
+    whether training blows up. Its curvature ``s`` starts at ``sharpness_init`` and, like a
+    network at the edge of stability (Cohen et al. 2021; for Adam's preconditioned sharpness
+    2022), flattens toward just below the edge, ``s_edge = 0.9 * 2 (1 + mu) / alpha``
+    (``EDGE_MARGIN``), whenever the step ``alpha`` puts it past that, but no faster than ``flattening_rate`` per step and never below
+    ``sharpness_floor``:
+
+        s <- max(sharpness_floor, min(s, max(s_edge, s exp(-flattening_rate n)))).
+
+    Its loss ``e`` (``1e-6 loss_inf`` at step 0) follows the same moment recursion, ``e <- e
+    rho^n`` at ``x = alpha s``: it vanishes while the mode is stable and grows geometrically once
+    the LR outruns the flattening (a peak LR past ``x = 2 (1 + mu)`` with too short a warmup, a
+    peak past the floor's edge whatever the warmup, a larger batch through ``alpha``). Then the
+    predicted loss blows up and :class:`~optlaws.Prediction` reports ``diverged_at``.
+    ``sharpness_init = 0`` (the default) leaves the mode out: stable curves say nothing about
+    where training diverges (only the spectrum's stiffest mode, ``h = 1 / reference_lr``, has an
+    edge, far out: ``x = 2 (1 + mu)`` at several times the reference LR); :func:`~optlaws.fit_stability` calibrates the three parameters on
+    runs that did and did not diverge. Within a segment ``x`` is taken at the geometric mean of
+    the sharpness before and after it: with ``block=16`` the predicted divergence step moves by
+    less than a segment (``tests/test_stability.py``).
     """
 
     spectrum: AbstractSpectrum
@@ -76,6 +105,9 @@ class AbstractSDEModel(AbstractLossModel):
     reference_batch_size: Float[Array, ""]
     reference_lr: Float[Array, ""]
     mobility_exponent: Float[Array, ""]
+    sharpness_init: Float[Array, ""]
+    sharpness_floor: Float[Array, ""]
+    flattening_rate: Float[Array, ""]
     block: int = eqx.field(static=True)
     dynamics: str = eqx.field(static=True)
 
@@ -128,6 +160,9 @@ class AbstractSDEModel(AbstractLossModel):
             "mobility_exponent": Parameter(
                 "mobility_exponent", True, "relaxation rate ~ lr_eff (lr / max LR so far)^(p-1)"
             ),
+            "sharpness_init": Parameter("sharpness_init", True, "sharpest curvature at step 0 (stability)"),
+            "sharpness_floor": Parameter("sharpness_floor", True, "flattest the sharpest direction can get"),
+            "flattening_rate": Parameter("flattening_rate", True, "fastest log-decrease of the sharpness per step"),
         }
 
     def _contraction(self, x: Array, mu: Array) -> tuple[Array, Array]:
@@ -144,9 +179,20 @@ class AbstractSDEModel(AbstractLossModel):
         safe = jnp.where(lr_fraction > 0, lr_fraction, 1.0)
         return jnp.where(lr_fraction > 0, lr_eff * safe ** (self.mobility_exponent - 1.0), 0.0)
 
+    def _sharpest_mode(self, sharpness, edge_loss, alpha, mu, n):
+        """Flatten the sharpest direction toward the edge of ``alpha`` (at most ``flattening_rate``
+        per step, not below ``sharpness_floor``) and advance its loss over ``n`` updates."""
+        edge = EDGE_MARGIN * 2.0 * (1.0 + mu) / jnp.maximum(alpha, 1e-30)
+        flattened = jnp.maximum(edge, sharpness * jnp.exp(-self.flattening_rate * n))
+        new = jnp.maximum(self.sharpness_floor, jnp.minimum(sharpness, flattened))
+        product = sharpness * new
+        mean = jnp.where(product > 0, jnp.sqrt(jnp.where(product > 0, product, 1.0)), 0.0)  # finite gradients at 0
+        log_rho, _ = self._contraction(alpha * mean, mu)
+        return new, edge_loss * jnp.exp(n * log_rho)
+
     def _segment_step(self, run: Run, state, lr, n):
         """Advance ``state`` by ``n`` updates at learning rate ``lr`` under ``run``'s settings."""
-        signal, noise, norm, lr_max = state
+        signal, noise, norm, lr_max, sharpness, edge_loss = state
         lr_max = jnp.maximum(lr_max, lr)
         h = self.spectrum.curvatures
         lr_eff = lr * self._batch_lr_factor(run.batch_size) / jnp.sqrt(norm)
@@ -162,7 +208,8 @@ class AbstractSDEModel(AbstractLossModel):
         norm = norm_target + (norm - norm_target) * jnp.exp(
             -2.0 * self.norm_power * lr * run.weight_decay * n
         )
-        return signal, noise, norm, lr_max
+        sharpness, edge_loss = self._sharpest_mode(sharpness, edge_loss, temperature, run.momentum, n)
+        return signal, noise, norm, lr_max, sharpness, edge_loss
 
     def _integrate(self, run: Run, steps, block: int, observe) -> Array:
         """``observe(state)`` after each of ``steps`` updates of ``run``."""
@@ -172,15 +219,18 @@ class AbstractSDEModel(AbstractLossModel):
         return integrate(step, self._initial_state(), run.lr, plan, observe)
 
     def _initial_state(self):
-        """Signal and noise loss per mode, relative squared weight norm, running max of the LR."""
+        """Signal and noise loss per mode, relative squared weight norm, running max of the LR,
+        and the sharpest direction's curvature and loss."""
         signal = self.spectrum.signal()
         scalar = functools.partial(jnp.asarray, dtype=signal.dtype)
-        return signal, jnp.zeros_like(signal), scalar(self.norm_init), scalar(0.0)
+        edge_loss = jnp.where(self.sharpness_init > 0, EDGE_LOSS_INIT * self.loss_inf, 0.0)
+        return (signal, jnp.zeros_like(signal), scalar(self.norm_init), scalar(0.0),
+                scalar(self.sharpness_init), scalar(edge_loss))
 
     def _loss(self, run: Run, steps) -> Float[Array, " n"]:
         def observe(state):
-            signal, noise = state[:2]
-            return self.loss_inf + jnp.sum(signal) + jnp.sum(noise)
+            signal, noise, *_, edge_loss = state
+            return self.loss_inf + jnp.sum(signal) + jnp.sum(noise) + edge_loss
 
         return self._integrate(run, steps, self.block, observe)
 
@@ -275,6 +325,9 @@ class SGDModel(AbstractSDEModel):
         norm_init: ArrayLike = 1.0,
         reference_lr: ArrayLike = 0.1,
         mobility_exponent: ArrayLike = 1.0,
+        sharpness_init: ArrayLike = 0.0,
+        sharpness_floor: ArrayLike = 0.0,
+        flattening_rate: ArrayLike = 0.0,
         block: int = DEFAULT_BLOCK,
         dynamics: str = "discrete",
     ):
@@ -284,6 +337,9 @@ class SGDModel(AbstractSDEModel):
         self.norm_init = _scalar(norm_init)
         self.reference_lr = _scalar(reference_lr)
         self.mobility_exponent = _scalar(mobility_exponent)
+        self.sharpness_init = _scalar(sharpness_init)
+        self.sharpness_floor = _scalar(sharpness_floor)
+        self.flattening_rate = _scalar(flattening_rate)
         self.block = int(block)
         self.dynamics = dynamics
 
@@ -338,6 +394,9 @@ class AdamModel(AbstractSDEModel):
         norm_init: ArrayLike = DEFAULT_NORM_INIT,
         reference_lr: ArrayLike = 1e-3,
         mobility_exponent: ArrayLike = DEFAULT_MOBILITY_EXPONENT,
+        sharpness_init: ArrayLike = 0.0,
+        sharpness_floor: ArrayLike = 0.0,
+        flattening_rate: ArrayLike = 0.0,
         block: int = DEFAULT_BLOCK,
         dynamics: str = "discrete",
     ):
@@ -349,6 +408,9 @@ class AdamModel(AbstractSDEModel):
         self.norm_init = _scalar(norm_init)
         self.reference_lr = _scalar(reference_lr)
         self.mobility_exponent = _scalar(mobility_exponent)
+        self.sharpness_init = _scalar(sharpness_init)
+        self.sharpness_floor = _scalar(sharpness_floor)
+        self.flattening_rate = _scalar(flattening_rate)
         self.block = int(block)
         self.dynamics = dynamics
 
