@@ -45,8 +45,14 @@ def schedule_from_samples(
 ) -> Schedule:
     """Per-step schedule from learning rates logged at some steps.
 
-    Between logged steps the learning rate is interpolated linearly; after the last one it is
-    held. Before the first logged step it is unknown: with ``warmup`` it ramps linearly from 0 to
+    Between logged steps the learning rate is interpolated linearly, except across a step change:
+    where the LR jumps between two logged steps and is flat over the logged interval before and
+    the one after (a WSD drop to a constant, a step decay), the earlier value is held up to the
+    later logged step, where the new value is logged as the LR of that step. That is exact when
+    the step of the change is itself logged, as loggers that log at every LR change do (the
+    Multi-Power Law ``wsdcon`` runs log step 8000); linear interpolation spread that drop over
+    the 64 steps before it, a 1.2-1.5% error of the predicted loss there. After the last logged step it is held. Before the
+    first logged step it is unknown: with ``warmup`` it ramps linearly from 0 to
     the first logged value over ``warmup`` steps and is then held; without, the first value is
     held back to step 0 and a warning says so.
     """
@@ -63,6 +69,8 @@ def schedule_from_samples(
         raise InvalidCurveError(f"{name}: the logged steps end at {total}; nothing to learn a schedule from.")
     t = np.arange(total, dtype=float)
     per_step = np.interp(t, steps, lr)
+    for i in _step_changes(lr):
+        per_step[(t > steps[i]) & (t < steps[i + 1])] = lr[i]
     first = steps[0]
     if first > 0:
         if warmup is not None:
@@ -76,6 +84,14 @@ def schedule_from_samples(
                 stacklevel=3,
             )
     return from_array(per_step, name=name)
+
+
+def _step_changes(lr: np.ndarray) -> np.ndarray:
+    """Gaps ``i`` (between logged points ``i`` and ``i + 1``) where the LR changes and is flat over
+    the gap before and the gap after."""
+    same = np.isclose(lr[1:], lr[:-1], rtol=1e-6, atol=0.0)
+    gaps = np.arange(1, lr.size - 2)
+    return gaps[~same[gaps] & same[gaps - 1] & same[gaps + 1]]
 
 
 def _column(header: list[str], choices: tuple[str, ...]) -> int | None:

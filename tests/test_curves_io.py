@@ -152,3 +152,20 @@ def test_schaipp_fragment_is_read(data_root):
     with pytest.warns(UserWarning, match="out of order"):
         c = optlaws.read_json(path)
     assert np.all(np.diff(c.steps) > 0) and c.schedule.total_steps == 25000
+
+
+def test_sparse_lr_column_keeps_step_changes_sharp():
+    """An LR logged every 128 steps and at the step of a drop (as the MPL wsdcon runs log step
+    8000): the drop between two flat stretches is rebuilt exactly, while a smooth decay is still
+    interpolated linearly (within 1e-3 relative)."""
+    steps = np.union1d(np.arange(2176, 16001, 128), [8000])
+    true = np.asarray(optlaws.concatenate(optlaws.constant(3e-4, 8000, warmup=2160),
+                                          optlaws.constant(3e-5, 8000)).lr)
+    rebuilt = np.asarray(optlaws.schedule_from_samples(steps, true[np.minimum(steps, 15999)], total=16000,
+                                                        warmup=2160).lr)
+    np.testing.assert_allclose(rebuilt[7800:8200], true[7800:8200], rtol=1e-6)
+    smooth = np.asarray(optlaws.cosine(3e-4, 24000, final=3e-5, warmup=2160).lr)
+    logged = np.arange(2176, 24001, 128)
+    rebuilt = np.asarray(optlaws.schedule_from_samples(logged, smooth[np.minimum(logged, 23999)], total=24000,
+                                                        warmup=2160).lr)
+    np.testing.assert_allclose(rebuilt[2200:23900], smooth[2200:23900], rtol=1e-3)
