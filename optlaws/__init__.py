@@ -50,4 +50,4 @@ from ._serialize import Fitted, load_fitted, load_model, save_model
 from ._transfer import LRTransfer, Optimum, family_run, fit_lr_transfer, model_optima, read_sweep, sweep_optima
 from ._uncertainty import ParameterUncertainty
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="optlaws",
         description="Predict training-loss curves under any learning-rate schedule.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"optlaws {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def run_options(p, what):
