@@ -26,6 +26,7 @@ from ._model import AbstractLossModel, Parameter, ParameterMap
 from ._plot import plot_curves
 from ._predict import Prediction, predict
 from ._problems import LeastSquaresProblem
+from ._rank import Ranking, rank
 from ._registry import MODELS, make_model
 from ._run import Run, stack_runs
 from ._schedules import (

@@ -1,4 +1,4 @@
-"""The ``optlaws`` command line: fit, predict, evaluate, transfer, example.
+"""The ``optlaws`` command line: fit, predict, evaluate, search, transfer, example.
 
 Exit codes: 0 success; 2 bad input or a failed command (``optlaws: error: ...``); 3 a fit with
 ``--strict`` that did not converge or ends far from its own training data.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import sys
 import warnings
@@ -156,6 +157,73 @@ def _cmd_transfer(args) -> int:
     return 0
 
 
+def _grid_values(text: str) -> tuple[str, list[str]]:
+    """``key=LOW:HIGH:N[:log]`` (N evenly or log-spaced values) or ``key=a,b,c``."""
+    key, sep, values = text.partition("=")
+    if not sep or not key.strip() or not values.strip():
+        raise ValueError(f"--grid expects key=LOW:HIGH:N[:log] or key=a,b,c, got {text!r}.")
+    parts = values.split(":")
+    if len(parts) in (3, 4):
+        if len(parts) == 4 and parts[3] != "log":
+            raise ValueError(f"--grid {text!r}: the fourth field may only be 'log'.")
+        try:
+            low, high, count = float(parts[0]), float(parts[1]), int(parts[2])
+        except ValueError:
+            raise ValueError(f"--grid {text!r}: LOW and HIGH must be numbers and N an integer.") from None
+        if count < 1 or (len(parts) == 4 and not 0 < low <= high):
+            raise ValueError(f"--grid {text!r}: need N >= 1 (and 0 < LOW <= HIGH for a log grid).")
+        grid = np.geomspace(low, high, count) if len(parts) == 4 else np.linspace(low, high, count)
+        return key.strip(), [f"{v:.6g}" for v in grid]
+    return key.strip(), [v.strip() for v in values.split(",") if v.strip()]
+
+
+def _search_candidates(args) -> list[Schedule]:
+    if args.candidates:
+        path = Path(args.candidates)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such candidates file: {path}")
+        specs = [line.strip() for line in path.read_text().splitlines()
+                 if line.strip() and not line.lstrip().startswith("#")]
+        if not specs:
+            raise ValueError(f"{path}: no schedule specs (one per line).")
+    else:
+        if not args.family or not args.total:
+            raise ValueError("search needs --candidates FILE, or --family and --total (with --grid).")
+        grids = dict(_grid_values(g) for g in args.grid or [])
+        if "peak" not in grids:
+            raise ValueError("search --family needs a peak LR: --grid peak=... (one value or several).")
+        keys = list(grids)
+        specs = [f"{args.family}:" + ",".join(f"{k}={v}" for k, v in zip(keys, values)) + f",total={args.total}"
+                 for values in itertools.product(*(grids[k] for k in keys))]
+    schedules = []
+    for spec in specs:
+        schedule = parse_schedule(spec)
+        schedules.append(dataclasses.replace(schedule, name=spec))
+    return schedules
+
+
+def _cmd_search(args) -> int:
+    from ._rank import rank
+
+    fitted = load_fitted(args.fitted)
+    schedules = _search_candidates(args)
+    settings = {**fitted.run_settings, **_given_settings(args)}
+    runs = [Run(s, **settings) for s in schedules]
+    ranking = rank(fitted, runs, names=[s.name for s in schedules], band=args.band, num_samples=args.samples,
+                   progress_bar=not args.json)
+    if args.json:
+        print(ranking.to_json(args.top))
+    else:
+        print(ranking.table(args.top))
+    if args.plot:
+        from ._plot import plot_curves
+
+        best = [schedules[i] for i in ranking.index[:min(args.top or 5, 5)]]
+        plot_curves([predict(fitted, Run(s, **settings), name=s.name) for s in best], path=args.plot,
+                    title="best candidates")
+    return 0
+
+
 def _cmd_example(args) -> int:
     from ._example import run_example
 
@@ -227,6 +295,20 @@ def build_parser() -> argparse.ArgumentParser:
     curve_options(p)
     run_options(p, "the runs (default: the fitted runs' shared settings)")
     p.set_defaults(run=_cmd_evaluate)
+
+    p = sub.add_parser("search", help="rank candidate schedules by predicted final loss")
+    p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
+    p.add_argument("--candidates", help="a file with one schedule spec per line")
+    p.add_argument("--family", help="schedule kind for a grid, e.g. wsd, cosine, linear, constant")
+    p.add_argument("--total", type=int, help="total steps of every grid candidate")
+    p.add_argument("--grid", action="append", help="key=LOW:HIGH:N[:log] or key=a,b,c (repeat per key)")
+    p.add_argument("--top", type=int, help="show the best N")
+    p.add_argument("--band", type=float, default=0.9, help="probability of the final-loss band (default 0.9)")
+    p.add_argument("--samples", type=int, default=64, help="joint parameter draws for bands and p_best")
+    p.add_argument("--json", action="store_true", help="print a JSON list, best first")
+    p.add_argument("--plot", help="also save the best candidates' predicted curves (PNG)")
+    run_options(p, "every candidate (default: the fitted runs' shared settings)")
+    p.set_defaults(run=_cmd_search)
 
     p = sub.add_parser("transfer", help="the optimal peak LR at a new horizon, from a sweep or a fitted model")
     p.add_argument("source", help="a sweep CSV (columns horizon,peak_lr,final_loss) or FITTED.json")

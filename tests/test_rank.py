@@ -1,0 +1,107 @@
+"""Ranking candidate runs: order, chunking, bands and p_best, divergence, and `optlaws search`."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import optlaws
+from optlaws.cli import main
+
+TRUE = dict(loss_inf=2.6, signal_amplitude=0.75, signal_exponent=0.46, noise_amplitude=300.0)
+
+
+def truth_model(**fields):
+    return optlaws.AdamModel(reference_lr=1e-3, **fields).replace(**TRUE)
+
+
+def candidates(total=3000):
+    return [optlaws.wsd(peak, total, warmup=100, decay_frac=frac, final=0.0, name=f"wsd_{peak:g}_{frac:g}")
+            for peak in (3e-4, 1e-3, 3e-3) for frac in (0.1, 0.3)] + [
+        optlaws.cosine(1e-3, total // 2, warmup=100, name="short_cosine")]
+
+
+def uncertainty_of(model):
+    parameters = optlaws.ParameterMap.of(model, ("noise_amplitude", "signal_exponent"))
+    with jax.enable_x64(True):
+        return optlaws.ParameterUncertainty(parameters, parameters.to_theta(model), np.diag([0.04, 0.0004]), 0.002)
+
+
+def test_ranking_sorts_the_models_own_predictions_whatever_the_chunks():
+    model = truth_model()
+    runs = candidates()
+    with jax.enable_x64(True):
+        finals = [float(model.loss(r, [r.total_steps])[0]) for r in runs]
+    ranking = optlaws.rank(model, runs, band=None, progress_bar=False)
+    assert list(ranking.index) == list(np.argsort(finals))
+    # The divergence checks cut the 16-step segments elsewhere than one final step does.
+    np.testing.assert_allclose(ranking.final_loss, np.sort(finals), rtol=3e-5)
+    assert ranking.loss_low is None and ranking.p_best is None
+    chunked = optlaws.rank(model, runs, band=None, chunk_size=3, progress_bar=False)
+    assert chunked.names == ranking.names
+    np.testing.assert_allclose(chunked.final_loss, ranking.final_loss, rtol=1e-12)
+
+
+def test_bands_and_p_best_come_from_joint_draws():
+    model = truth_model()
+    runs = candidates()
+    ranking = optlaws.rank(model, runs, uncertainty=uncertainty_of(model), num_samples=128, chunk_size=4,
+                           progress_bar=False)
+    assert np.all(ranking.loss_low < ranking.final_loss) and np.all(ranking.final_loss < ranking.loss_high)
+    assert ranking.p_best.sum() == pytest.approx(1.0)
+    # Draws are joint: p_best is that of the argmin over each draw's candidates, and the best
+    # candidate is the most often best.
+    assert ranking.p_best[0] == ranking.p_best.max()
+    rows = json.loads(ranking.to_json(top=2))
+    assert len(rows) == 2 and set(rows[0]) == {"schedule", "final_loss", "loss_low", "loss_high", "p_best",
+                                               "diverged_at"}
+
+
+def test_diverging_candidates_go_last():
+    """With a calibrated sharpest direction, an unwarmed high peak LR blows up: it is ranked last,
+    marked, never best, and its JSON final loss is null (strict JSON)."""
+    model = optlaws.SGDModel(reference_lr=0.5, sharpness_init=4.0, sharpness_floor=2.5,
+                             flattening_rate=0.01).replace(loss_inf=0.02, signal_amplitude=0.3, signal_exponent=0.5,
+                                                           noise_amplitude=0.05)
+    settings = ((1.2, 0), (0.6, 0), (1.2, 400), (0.3, 0))
+    runs = [optlaws.Run(optlaws.cosine(peak, 800, warmup=warmup, final=0.0), batch_size=64.0, momentum=0.9)
+            for peak, warmup in settings]
+    ranking = optlaws.rank(model, runs, names=[f"{p}_{w}" for p, w in settings], band=None, progress_bar=False)
+    assert ranking.names[-1] == "1.2_0" and ranking.diverged_at[-1] > 0
+    assert np.all(ranking.diverged_at[:-1] == -1)
+    assert json.loads(ranking.to_json())[-1]["final_loss"] is None
+    assert "at step" in ranking.table().splitlines()[-1]
+
+
+def test_rank_refuses_bad_input():
+    with pytest.raises(ValueError, match="`candidates` is empty"):
+        optlaws.rank(truth_model(), [])
+    with pytest.raises(ValueError, match="`names` has 1"):
+        optlaws.rank(truth_model(), candidates()[:2], names=["a"])
+    with pytest.raises(ValueError, match="`band`"):
+        optlaws.rank(truth_model(), candidates()[:2], band=2.0)
+
+
+def test_search_on_the_command_line(tmp_path, capsys):
+    path = tmp_path / "fitted.json"
+    optlaws.save_model(path, truth_model())
+    argv = ["search", str(path), "--family", "wsd", "--total", "3000", "--grid", "warmup=100",
+            "--grid", "decay_frac=0.1:0.3:3", "--grid", "shape=linear,1-sqrt", "--grid", "peak=3e-4:3e-3:3:log",
+            "--top", "4", "--json"]
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 4 and rows[0]["final_loss"] <= rows[1]["final_loss"] <= rows[3]["final_loss"]
+    assert rows[0]["schedule"].startswith("wsd:warmup=100,decay_frac=") and rows[0]["p_best"] is None
+    spec = optlaws.parse_schedule(rows[0]["schedule"])
+    with jax.enable_x64(True):
+        assert float(truth_model().loss(spec, [3000])[0]) == pytest.approx(rows[0]["final_loss"], rel=3e-5)
+
+    listed = tmp_path / "candidates.txt"
+    listed.write_text("# two schedules\ncosine:peak=1e-3,total=3000,warmup=100\nlinear:peak=1e-3,total=3000,warmup=100\n")
+    assert main(["search", str(path), "--candidates", str(listed)]) == 0
+    assert "linear:peak=1e-3" in capsys.readouterr().out
+    assert main(["search", str(path), "--family", "wsd", "--total", "3000", "--grid", "peak=1:2:x"]) == 2
+    assert "--grid" in capsys.readouterr().err
+    assert main(["search", str(path)]) == 2
+    assert "--candidates" in capsys.readouterr().err
