@@ -19,7 +19,9 @@ Layout (version 2)::
     }
 
 Every field of a model is stored (arrays as lists of float64 values, written with 17
-significant digits), so loading rebuilds the model exactly. ``runs`` holds the settings that all
+significant digits), so loading rebuilds the model exactly. The file is strict JSON: an infinite
+field (a spectrum without a noise cutoff) is written as the string ``"inf"``, and a NaN field
+refuses to be saved. ``runs`` holds the settings that all
 fitted runs shared: the command line uses them for a run that records none. ``uncertainty`` is
 the fit's Gaussian over its free parameters (log coordinates for positive ones) and the model
 discrepancy (RMS log-loss error on a new run; absent in files of optlaws 0.2.0, read as 0: their
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +50,7 @@ from ._registry import serializable_classes
 from ._run import SETTINGS
 from ._uncertainty import ParameterUncertainty
 
-__all__ = ["FORMAT", "VERSION", "Fitted", "load_fitted", "load_model", "save_model"]
+__all__ = ["FORMAT", "VERSION", "Fitted", "load_fitted", "load_model", "save_model", "strict_json"]
 
 FORMAT = "optlaws.fitted"
 VERSION = 2
@@ -73,16 +76,41 @@ class Fitted:
     fit: dict | None
 
 
-def _encode(value: Any) -> Any:
+# Strict JSON has no infinities: a field that is infinite by design (a spectrum without a noise
+# cutoff) is stored as one of these strings.
+INFINITIES = {"inf": math.inf, "-inf": -math.inf}
+
+
+def _encode_number(value: float, where: str) -> float | str:
+    if math.isnan(value):
+        raise ValueError(f"cannot store the model: `{where}` is NaN.")
+    return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+
+
+def _encode(value: Any, where: str = "model") -> Any:
     if isinstance(value, eqx.Module):
-        fields = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        fields = {f.name: _encode(getattr(value, f.name), f"{where}.{f.name}") for f in dataclasses.fields(value)}
         return {"type": type(value).__name__, "fields": fields}
-    if isinstance(value, (jnp.ndarray, np.ndarray, np.generic)):
+    if isinstance(value, (jnp.ndarray, np.ndarray, np.generic, float)) and not isinstance(value, bool):
         array = np.asarray(value, dtype=np.float64)
-        return float(array) if array.ndim == 0 else array.tolist()
-    if isinstance(value, (int, float, str, bool)) or value is None:
+        if array.ndim == 0:
+            return _encode_number(float(array), where)
+        return [_encode_number(float(v), where) for v in array.ravel()]
+    if isinstance(value, (int, str, bool)) or value is None:
         return value
-    raise TypeError(f"cannot store a model field of type {type(value).__name__}.")
+    raise TypeError(f"cannot store `{where}` of type {type(value).__name__}.")
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None``: standard JSON, which strict
+    parsers (JavaScript, jq) read, has neither NaN nor Infinity."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 def _decode(node: Any, run_settings: dict | None = None) -> Any:
@@ -101,7 +129,9 @@ def _decode(node: Any, run_settings: dict | None = None) -> Any:
                     run_settings[new] = float(fields.pop(old))
         return cls(**fields)
     if isinstance(node, list):
-        return np.asarray(node, dtype=np.float64)
+        return np.asarray([INFINITIES.get(v, v) if isinstance(v, str) else v for v in node], dtype=np.float64)
+    if isinstance(node, str) and node in INFINITIES:
+        return INFINITIES[node]
     return node
 
 
@@ -130,24 +160,24 @@ def save_model(path: str | Path, model: AbstractLossModel, fit_result: FitResult
     if fit_result is not None:
         document["runs"] = _shared_settings(fit_result)
         parameters = fit_result.problem.parameters
-        document["uncertainty"] = {
+        document["uncertainty"] = strict_json({
             "free": list(parameters.names),
             "positive": list(parameters.positive),
             "theta": np.asarray(fit_result.theta, dtype=np.float64).tolist(),
             "covariance": np.asarray(fit_result.covariance, dtype=np.float64).tolist(),
             "discrepancy": fit_result.discrepancy,
-        }
-        document["fit"] = {
+        })
+        document["fit"] = strict_json({
             "free": list(fit_result.free),
             "values": fit_result.values,
             "stderr": fit_result.stderr,
             "objective": fit_result.objective,
             "curves": [m.as_dict() for m in fit_result.curves],
             "seconds": fit_result.seconds,
-        }
+        })
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=1, allow_nan=True) + "\n")
+    path.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
 
 
 def load_fitted(path: str | Path) -> Fitted:

@@ -23,7 +23,7 @@ from ._predict import predict
 from ._registry import MODELS, make_model
 from ._run import SETTINGS, Run
 from ._schedules import Schedule, parse_schedule
-from ._serialize import load_fitted, save_model
+from ._serialize import load_fitted, save_model, strict_json
 
 EVALUATE_KEYS = ("curve", "r2", "mean_rel_error", "max_rel_error", "final_rel_error")
 EXIT_POOR_FIT = 3
@@ -95,7 +95,8 @@ def _cmd_evaluate(args) -> int:
     curves = [dataclasses.replace(c, run=c.run.fill(**fitted.run_settings)) for c in _read_curves(args.curves, args)]
     results = evaluate(model, curves)
     if args.json:
-        print(json.dumps([{k: m.as_dict()[k] for k in EVALUATE_KEYS} for m in results], indent=1))
+        print(json.dumps(strict_json([{k: m.as_dict()[k] for k in EVALUATE_KEYS} for m in results]), indent=1,
+                         allow_nan=False))
     else:
         print(f"{'curve':<28} {'R2':>8} {'mean rel':>9} {'max rel':>9} {'final rel':>9}")
         for m in results:
@@ -129,7 +130,7 @@ def _cmd_transfer(args) -> int:
                               lrs=_parse_lr_grid(args.lrs) if args.lrs else None, level=args.level,
                               **{**fitted.run_settings, **_given_settings(args)})
         if args.json:
-            print(json.dumps([o.as_dict() for o in optima], indent=1))
+            print(json.dumps(strict_json([o.as_dict() for o in optima]), indent=1, allow_nan=False))
             return 0
         print(f"{'horizon':>9} {'LR*':>10} {f'{args.level:.0%} interval':>23} {'final loss':>11}")
         for o in optima:
@@ -146,9 +147,9 @@ def _cmd_transfer(args) -> int:
     lr_opt, low, high = law.predict(args.to_horizon, level=args.level)
     beta_sd = float(np.sqrt(law.covariance[1, 1]))
     if args.json:
-        print(json.dumps({"lr_opt": lr_opt, "lr_low": low, "lr_high": high, "beta": law.beta,
-                          "beta_stderr": beta_sd, "horizon": args.to_horizon,
-                          "optima": [o.as_dict() for o in optima]}, indent=1))
+        print(json.dumps(strict_json({"lr_opt": lr_opt, "lr_low": low, "lr_high": high, "beta": law.beta,
+                                      "beta_stderr": beta_sd, "horizon": args.to_horizon,
+                                      "optima": [o.as_dict() for o in optima]}), indent=1, allow_nan=False))
         return 0
     for o in optima:
         print(f"horizon {o.horizon}: LR* {o.lr_opt:.3g} ({args.level:.0%}: {o.lr_low:.3g} - {o.lr_high:.3g})")

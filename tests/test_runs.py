@@ -299,3 +299,18 @@ def test_least_squares_fit_at_two_batch_sizes_predicts_a_third():
 
     assert error(48.0) < noise
     assert min(error(16.0), error(128.0)) > 3 * noise
+
+
+def test_fitted_file_is_strict_json(tmp_path):
+    """No NaN or Infinity tokens: an infinite field (no noise cutoff) is stored as "inf" and loads
+    back; a NaN field is refused with its name."""
+    model = truth_model()
+    assert not np.isfinite(float(model.spectrum.noise_cutoff))
+    path = tmp_path / "fitted.json"
+    optlaws.save_model(path, model)
+    text = path.read_text()
+    json.loads(text, parse_constant=lambda token: pytest.fail(f"non-standard JSON token {token}"))
+    assert '"noise_cutoff": "inf"' in text
+    assert float(optlaws.load_model(path).spectrum.noise_cutoff) == np.inf
+    with pytest.raises(ValueError, match="`model.loss_inf` is NaN"):
+        optlaws.save_model(path, model.replace(loss_inf=float("nan")))
