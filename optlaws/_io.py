@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -349,12 +354,35 @@ def read_curve(path: str | Path, **kwargs) -> LossCurve:
     return reader(path, **kwargs)
 
 
-def write_csv(path: str | Path, steps, loss, lr, **columns) -> None:
-    """Write columns ``step,lr,loss`` and any further named ``columns`` of the same length."""
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """Open a temporary file beside ``path`` for writing; on success it is flushed to disk and
+    renamed over ``path`` in one step, so a write that fails or is interrupted partway leaves the
+    previous file intact (and no temporary file behind). The folder must exist: nothing is
+    created outside it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not exist.")
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder.")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, mode, **({"newline": ""} if "b" not in mode else {})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def write_csv(path: str | Path, steps, loss, lr, **columns) -> None:
+    """Write columns ``step,lr,loss`` and any further named ``columns`` of the same length
+    (atomically: see :func:`atomic_write`)."""
     values = [np.asarray(lr), np.asarray(loss), *(np.asarray(v) for v in columns.values())]
-    with path.open("w", newline="") as f:
+    with atomic_write(path) as f:
         writer = csv.writer(f)
         writer.writerow(["step", "lr", "loss", *columns])
         for s, *row in zip(np.asarray(steps), *values):

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ._curves import LossCurve
+from ._io import atomic_write
 from ._predict import Prediction
 
 __all__ = ["plot_curves"]
@@ -77,7 +78,7 @@ def plot_curves(
         fig.suptitle(title)
     fig.tight_layout()
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, dpi=110, format=Path(path).suffix.lstrip(".").lower() or "png")
         plt.close(fig)
     return fig

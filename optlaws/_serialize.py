@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._fit import FitResult
+from ._io import atomic_write
 from ._model import AbstractLossModel, ParameterMap
 from ._precision import float64
 from ._registry import serializable_classes
@@ -175,9 +176,9 @@ def save_model(path: str | Path, model: AbstractLossModel, fit_result: FitResult
             "curves": [m.as_dict() for m in fit_result.curves],
             "seconds": fit_result.seconds,
         })
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
+    text = json.dumps(document, indent=1, allow_nan=False) + "\n"
+    with atomic_write(path) as f:
+        f.write(text)
 
 
 def load_fitted(path: str | Path) -> Fitted:

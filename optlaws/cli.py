@@ -52,7 +52,25 @@ def _schedule(spec: str, warmup: int | None) -> Schedule:
     return parse_schedule(spec)
 
 
+def _check_outputs(args, inputs) -> None:
+    """Refuse an output (``--out``, ``--plot``) that is one of the command's inputs, or an
+    existing file without ``--force``; the folder must exist (nothing is created outside it)."""
+    sources = {Path(p).resolve() for p in inputs if p}
+    for option in ("out", "plot"):
+        target = getattr(args, option, None)
+        if not target:
+            continue
+        path = Path(target)
+        if path.resolve() in sources:
+            raise ValueError(f"--{option} {target} is an input of this command; refusing to overwrite it.")
+        if path.exists() and not args.force:
+            raise ValueError(f"--{option} {target} exists; pass --force to overwrite it.")
+        if not path.resolve().parent.is_dir():
+            raise ValueError(f"--{option} {target}: the folder {path.parent} does not exist.")
+
+
 def _cmd_fit(args) -> int:
+    _check_outputs(args, args.curves)
     curves = _read_curves(args.curves, args)
     model = make_model(args.model)
     free = tuple(args.free.split(",")) if args.free else None
@@ -70,6 +88,7 @@ def _cmd_fit(args) -> int:
 
 
 def _cmd_predict(args) -> int:
+    _check_outputs(args, [args.fitted, args.schedule])
     fitted = load_fitted(args.fitted)
     schedule = _schedule(args.schedule, args.warmup)
     run = Run(schedule, **_given_settings(args)).fill(**fitted.run_settings)
@@ -90,6 +109,7 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
+    _check_outputs(args, [args.fitted, *args.curves])
     fitted = load_fitted(args.fitted)
     model = fitted.model
     curves = [dataclasses.replace(c, run=c.run.fill(**fitted.run_settings)) for c in _read_curves(args.curves, args)]
@@ -206,6 +226,7 @@ def _search_candidates(args) -> list[Schedule]:
 def _cmd_search(args) -> int:
     from ._rank import rank
 
+    _check_outputs(args, [args.fitted, args.candidates])
     fitted = load_fitted(args.fitted)
     schedules = _search_candidates(args)
     settings = {**fitted.run_settings, **_given_settings(args)}
@@ -267,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the model's RMS log-loss error on a new run, for --band (default: estimated by "
                         "leaving each curve out; 0.0019 with fewer than 3 curves); 0 for bands of the "
                         "parameters alone")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     p.add_argument("--strict", action="store_true",
                    help=f"exit with {EXIT_POOR_FIT} when the fit does not converge or its mean training error "
                         "exceeds 1%%")
@@ -284,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--band", type=float, help="add the central band of this probability (e.g. 0.9) from the "
                    "fit's parameter uncertainty: columns loss_low,loss_high")
     p.add_argument("--plot", help="also save a figure (PNG)")
+    p.add_argument("--force", action="store_true", help="overwrite existing --out / --plot files")
     p.add_argument("--quiet", action="store_true")
     run_options(p, "the run (default: the fitted runs' shared settings)")
     p.set_defaults(run=_cmd_predict)
@@ -293,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("curves", nargs="+", help="held-out loss-curve files")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.add_argument("--plot", help="also save a figure (PNG)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     curve_options(p)
     run_options(p, "the runs (default: the fitted runs' shared settings)")
     p.set_defaults(run=_cmd_evaluate)
@@ -308,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=64, help="joint parameter draws for bands and p_best")
     p.add_argument("--json", action="store_true", help="print a JSON list, best first")
     p.add_argument("--plot", help="also save the best candidates' predicted curves (PNG)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     run_options(p, "every candidate (default: the fitted runs' shared settings)")
     p.set_defaults(run=_cmd_search)
 
@@ -341,7 +366,7 @@ def main(argv=None) -> int:
             warnings.simplefilter("always")
             warnings.showwarning = lambda msg, *a, **k: print(f"optlaws: warning: {msg}", file=sys.stderr)
             return args.run(args)
-    except (ValueError, TypeError, FileNotFoundError, ConnectionError, RuntimeError) as e:
+    except (ValueError, TypeError, OSError, RuntimeError) as e:
         print(f"optlaws: error: {e}", file=sys.stderr)
         return 2
 

@@ -189,3 +189,49 @@ def test_strict_fit_fails_on_a_poor_fit(tmp_path, capsys):
     assert main(args) == 0
     assert "far from its own training data" in capsys.readouterr().err
     assert main(args + ["--strict"]) == 3
+
+
+def test_outputs_never_clobber_inputs_or_existing_files(curve_files, tmp_path, capsys):
+    constant = str(curve_files["constant_24000"])
+    before = curve_files["constant_24000"].read_text()
+    assert main(["fit", constant, "--warmup", "2160", "--out", constant]) == 2
+    assert "is an input of this command" in capsys.readouterr().err
+    assert curve_files["constant_24000"].read_text() == before
+    fitted = tmp_path / "fitted.json"
+    fitted.write_text("{}")
+    assert main(["fit", constant, "--warmup", "2160", "--out", str(fitted)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert fitted.read_text() == "{}"
+    assert main(["fit", constant, "--warmup", "2160", "--out", str(tmp_path / "missing" / "f.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "missing").exists()
+    assert main(["fit", constant, "--warmup", "2160", "--out", str(fitted), "--force", "--quiet"]) == 0
+    assert optlaws.load_fitted(fitted).model is not None
+
+
+def test_a_write_that_fails_partway_leaves_the_previous_file(tmp_path, monkeypatch):
+    """Atomic writes: a CSV whose rows fail halfway, and a FITTED.json whose serialisation fails,
+    leave the previous file byte for byte and no temporary file behind."""
+    path = tmp_path / "pred.csv"
+    optlaws.write_csv(path, [1, 2], [3.0, 2.9], [1e-3, 1e-3])
+    before = path.read_bytes()
+
+    class Bad:
+        def __float__(self):
+            raise KeyboardInterrupt  # an interrupt in the middle of the rows
+
+    with pytest.raises(KeyboardInterrupt):
+        optlaws.write_csv(path, [1, 2, 3], np.array([3.0, 2.9, Bad()], dtype=object), [1e-3] * 3)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["pred.csv"]
+
+    fitted = tmp_path / "fitted.json"
+    model = optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE)
+    optlaws.save_model(fitted, model)
+    before = fitted.read_bytes()
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(optlaws._io.os, "fsync", fail)
+    with pytest.raises(OSError, match="No space left"):
+        optlaws.save_model(fitted, model.replace(loss_inf=2.0))
+    assert fitted.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["fitted.json", "pred.csv"]
