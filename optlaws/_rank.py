@@ -128,7 +128,9 @@ def rank(
     progress_bar: bool = True,
 ) -> Ranking:
     """Rank ``candidates`` by predicted final loss: one vmapped batch per chunk of
-    ``chunk_size`` runs, so memory stays bounded however many there are.
+    ``chunk_size`` runs, so memory stays bounded however many there are. Each chunk is sharded
+    across all JAX devices (``jax.sharding``; several hosts under ``jax.distributed``), so the
+    same call uses every accelerator unchanged.
 
     With a fit (or ``uncertainty``), each candidate gets the central ``band`` of its final loss
     and ``p_best``, the share of ``num_samples`` joint parameter draws in which it is the best:
@@ -148,7 +150,7 @@ def rank(
         band: probability of the band; ``None`` for none (and no ``p_best``).
         uncertainty: the parameter uncertainty (default: the fit's).
         num_samples, seed: parameter draws for the band and ``p_best``.
-        chunk_size: candidates per vmapped batch.
+        chunk_size: candidates per vmapped batch (rounded up to a multiple of the device count).
         progress_bar: report progress on stderr when there is more than one chunk.
     """
     if not isinstance(model, AbstractLossModel):
@@ -163,6 +165,12 @@ def rank(
         raise ValueError(f"`names` has {len(names)} entries for {len(candidates)} candidates.")
     if chunk_size < 1:
         raise ValueError(f"`chunk_size` must be positive, got {chunk_size}.")
+    # Each chunk is split across every JAX device (accelerators, or hosts under
+    # jax.distributed): a whole number of candidates per device.
+    devices = jax.devices()
+    chunk_size = -(-chunk_size // len(devices)) * len(devices)
+    sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(devices), ("candidates",)),
+                                          jax.sharding.PartitionSpec("candidates"))
     if band is not None and not 0 < band < 1:
         raise ValueError(f"`band` must be a probability in (0, 1) or None, got {band!r}.")
     if names is None:  # a Run carries no name
@@ -185,10 +193,12 @@ def rank(
         with progress(len(chunks), f"ranking {len(runs)} candidates", enabled=progress_bar and len(chunks) > 1) as advance:
             for start in chunks:
                 part = runs[start:start + chunk_size]
-                pad = chunk_size - len(part) if len(runs) > chunk_size else 0
-                stacked = stack_runs(part + [part[-1]] * pad, total=longest)
+                # Pad to the chunk size (one compilation) or, for a single chunk, to the devices.
+                size = chunk_size if len(runs) > chunk_size else -(-len(part) // len(devices)) * len(devices)
+                pad = size - len(part)
+                stacked = jax.device_put(stack_runs(part + [part[-1]] * pad, total=longest), sharding)
                 index = np.concatenate([last[start:start + len(part)], np.repeat(last[start + len(part) - 1], pad)])
-                index = jnp.asarray(index.astype(np.int32))
+                index = jax.device_put(jnp.asarray(index.astype(np.int32)), sharding)
                 final, first_blown = map(np.asarray, _central(model, stacked, steps, index))
                 finals.append(final[:len(part)])
                 blown.append(first_blown[:len(part)])

@@ -105,3 +105,25 @@ def test_search_on_the_command_line(tmp_path, capsys):
     assert "--grid" in capsys.readouterr().err
     assert main(["search", str(path)]) == 2
     assert "--candidates" in capsys.readouterr().err
+
+
+def test_ranking_is_the_same_on_four_devices(tmp_path):
+    """The candidate batch sharded across 4 simulated CPU devices gives the ranking of one device."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "four.py"
+    script.write_text(
+        "import json, jax, optlaws, sys\n"
+        "sys.path.insert(0, %r)\n"
+        "from test_rank import candidates, truth_model\n"
+        "assert len(jax.devices()) == 4\n"
+        "r = optlaws.rank(truth_model(), candidates(), band=None, chunk_size=5, progress_bar=False)\n"
+        "print(json.dumps({'names': r.names, 'loss': r.final_loss.tolist()}))\n" % os.path.dirname(__file__))
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=True)
+    four = json.loads(out.stdout.strip().splitlines()[-1])
+    one = optlaws.rank(truth_model(), candidates(), band=None, chunk_size=5, progress_bar=False)
+    assert tuple(four["names"]) == one.names
+    np.testing.assert_allclose(four["loss"], one.final_loss, rtol=1e-12)
