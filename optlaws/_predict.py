@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ._curves import DIVERGENCE_RATIO
@@ -51,15 +53,21 @@ class Prediction:
         band = {} if self.loss_low is None else {"loss_low": self.loss_low, "loss_high": self.loss_high}
         write_csv(path, self.steps, self.loss, self.lr, **band)
 
+def first_blow_up(losses):
+    """Index of the first point whose loss is not finite or exceeds ``DIVERGENCE_RATIO`` times its
+    running minimum (the rule for observed curves), or ``-1``; traceable, for batched checks."""
+    finite = jnp.isfinite(losses) & (losses > 0)
+    running_min = jax.lax.cummin(jnp.where(finite, losses, jnp.inf))
+    blown = ~finite | (losses > DIVERGENCE_RATIO * running_min)
+    return jnp.where(blown.any(), jnp.argmax(blown), -1)
+
+
 def _mark_divergence(loss: np.ndarray) -> np.ndarray:
-    """``inf`` from the first step where the loss is not finite or blows up past
-    ``DIVERGENCE_RATIO`` times its running minimum (the definition used for observed curves)."""
-    finite = np.isfinite(loss) & (loss > 0)
-    running_min = np.minimum.accumulate(np.where(finite, loss, np.inf))
-    blown = ~finite | (loss > DIVERGENCE_RATIO * running_min)
-    if blown.any():
+    """``inf`` from the first step where the loss blows up (:func:`first_blow_up`)."""
+    first = int(first_blow_up(jnp.asarray(loss)))
+    if first >= 0:
         loss = loss.copy()
-        loss[np.argmax(blown):] = np.inf
+        loss[first:] = np.inf
     return loss
 
 

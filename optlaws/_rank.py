@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._curves import DIVERGENCE_RATIO
 from ._model import AbstractLossModel
 from ._precision import float64, in_float64
+from ._predict import first_blow_up
 from ._progress import progress
 from ._run import Run, as_run, stack_runs
 from ._schedules import Schedule
@@ -89,21 +89,12 @@ def _finite_or_none(value) -> float | None:
     return float(value) if math.isfinite(float(value)) else None
 
 
-def _blow_up_index(losses):
-    """Index of the first point whose loss is not finite or exceeds ``DIVERGENCE_RATIO`` times its
-    running minimum, or ``-1``."""
-    finite = jnp.isfinite(losses) & (losses > 0)
-    running_min = jax.lax.cummin(jnp.where(finite, losses, jnp.inf))
-    blown = ~finite | (losses > DIVERGENCE_RATIO * running_min)
-    return jnp.where(blown.any(), jnp.argmax(blown), -1)
-
-
 @eqx.filter_jit
 def _central(model, runs: Run, steps, last):
     """Final loss (at each run's ``last`` index into ``steps``) and first blow-up index, per run."""
     def one(run, last_index):
         losses = model.loss(run, steps)
-        blown = _blow_up_index(jnp.where(jnp.arange(losses.shape[0]) <= last_index, losses, losses[last_index]))
+        blown = first_blow_up(jnp.where(jnp.arange(losses.shape[0]) <= last_index, losses, losses[last_index]))
         return losses[last_index], blown
 
     return jax.vmap(one)(runs, last)

@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._curves import DIVERGENCE_RATIO
 from ._precision import float64, in_float64
+from ._predict import first_blow_up
 from ._run import Run, as_run, stack_runs
 from ._schedules import Schedule
 from ._sde.dynamics import stability_edge
@@ -64,14 +64,6 @@ def divergence_scores(predicted, actual) -> tuple[float, float, float]:
     return float(precision), float(recall), float(f1)
 
 
-def _blows_up(losses: jax.Array, observed: jax.Array) -> jax.Array:
-    """Whether a predicted curve diverges at an ``observed`` point: a non-finite loss, or one past
-    ``DIVERGENCE_RATIO`` times its running minimum (the rule for observed curves and predictions)."""
-    finite = jnp.isfinite(losses) & (losses > 0)
-    running_min = jax.lax.cummin(jnp.where(finite, losses, jnp.inf))
-    return jnp.any(observed & (~finite | (losses > DIVERGENCE_RATIO * running_min)))
-
-
 @eqx.filter_jit
 def _verdicts(model, thetas, runs: Run, steps, observed):
     """Diverged or not, for every stability parameter set (axis 0) and run (axis 1); each run is
@@ -79,7 +71,13 @@ def _verdicts(model, thetas, runs: Run, steps, observed):
     def one(theta):
         candidate = eqx.tree_at(lambda m: (m.sharpness_init, m.sharpness_floor, m.flattening_rate), model,
                                 tuple(theta))
-        return jax.vmap(lambda run, seen: _blows_up(candidate.loss(run, steps), seen))(runs, observed)
+        def diverges(run, seen):
+            losses = candidate.loss(run, steps)
+            # Past the run's own end the padded LR changes nothing it observed: hold its last loss.
+            last = jnp.sum(seen) - 1
+            return first_blow_up(jnp.where(seen, losses, losses[last])) >= 0
+
+        return jax.vmap(diverges)(runs, observed)
 
     return jax.lax.map(one, thetas)
 
