@@ -188,7 +188,7 @@ def test_strict_fit_fails_on_a_poor_fit(tmp_path, capsys):
     args = ["fit", str(tmp_path / "drop.csv"), "--model", "power", "--quiet", "--out", str(tmp_path / "f.json")]
     assert main(args) == 0
     assert "far from its own training data" in capsys.readouterr().err
-    assert main(args + ["--strict"]) == 3
+    assert main(args + ["--strict", "--force"]) == 3
 
 
 def test_outputs_never_clobber_inputs_or_existing_files(curve_files, tmp_path, capsys):
