@@ -24,8 +24,8 @@ field (a spectrum without a noise cutoff) is written as the string ``"inf"``, an
 refuses to be saved. ``runs`` holds the settings that all
 fitted runs shared: the command line uses them for a run that records none. ``uncertainty`` is
 the fit's Gaussian over its free parameters (log coordinates for positive ones) and the model
-discrepancy (RMS log-loss error on a new run; absent in files of optlaws 0.2.0, read as 0: their
-bands were of the parameters alone); ``fit`` is informational.
+discrepancy (RMS log-loss error on a new run; absent in version-2 files written before it was
+added, read as 0: their bands were of the parameters alone); ``fit`` is informational.
 
 Version 1 kept the run settings (``batch_size``, ``weight_decay``, ``b1`` / ``momentum``) in the
 model: they load into ``runs``.
@@ -96,7 +96,7 @@ def _encode(value: Any, where: str = "model") -> Any:
         array = np.asarray(value, dtype=np.float64)
         if array.ndim == 0:
             return _encode_number(float(array), where)
-        return [_encode_number(float(v), where) for v in array.ravel()]
+        return [_encode(row, where) for row in array]  # nested lists keep the array's shape
     if isinstance(value, (int, str, bool)) or value is None:
         return value
     raise TypeError(f"cannot store `{where}` of type {type(value).__name__}.")
@@ -130,10 +130,17 @@ def _decode(node: Any, run_settings: dict | None = None) -> Any:
                     run_settings[new] = float(fields.pop(old))
         return cls(**fields)
     if isinstance(node, list):
-        return np.asarray([INFINITIES.get(v, v) if isinstance(v, str) else v for v in node], dtype=np.float64)
+        return np.asarray(_numbers(node), dtype=np.float64)
     if isinstance(node, str) and node in INFINITIES:
         return INFINITIES[node]
     return node
+
+
+def _numbers(node: Any) -> Any:
+    """A stored (nested) list with its ``"inf"`` strings back as infinities."""
+    if isinstance(node, list):
+        return [_numbers(v) for v in node]
+    return INFINITIES.get(node, node) if isinstance(node, str) else node
 
 
 def _shared_settings(fit_result: FitResult) -> dict[str, float]:
