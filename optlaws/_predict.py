@@ -53,13 +53,34 @@ class Prediction:
         band = {} if self.loss_low is None else {"loss_low": self.loss_low, "loss_high": self.loss_high}
         write_csv(path, self.steps, self.loss, self.lr, **band)
 
-def first_blow_up(losses):
+def first_blow_up(losses, last=None):
     """Index of the first point whose loss is not finite or exceeds ``DIVERGENCE_RATIO`` times its
-    running minimum (the rule for observed curves), or ``-1``; traceable, for batched checks."""
+    running minimum (the rule for observed curves), or ``-1``; traceable, for batched checks.
+    With ``last``, the points after it (a padded run's steps past its own end) hold its loss."""
+    if last is not None:
+        losses = jnp.where(jnp.arange(losses.shape[0]) <= last, losses, losses[last])
     finite = jnp.isfinite(losses) & (losses > 0)
     running_min = jax.lax.cummin(jnp.where(finite, losses, jnp.inf))
     blown = ~finite | (losses > DIVERGENCE_RATIO * running_min)
     return jnp.where(blown.any(), jnp.argmax(blown), -1)
+
+
+def divergence_checks(totals, count: int) -> tuple[tuple[int, ...], np.ndarray]:
+    """Steps at which a batch of runs of ``totals`` steps is checked for divergence: ``count``
+    evenly spaced up to the longest, and every run's last step; with each run's last index."""
+    totals = np.asarray(totals)
+    checks = np.unique(np.concatenate([np.linspace(1, totals.max(), count).astype(int), totals]))
+    return tuple(int(s) for s in checks), np.searchsorted(checks, totals)
+
+
+def model_and_uncertainty(model, uncertainty: ParameterUncertainty | None):
+    """``(model, uncertainty)`` from a loss model or a fit (:class:`FitResult`, :class:`Fitted`),
+    whose own uncertainty serves unless ``uncertainty`` is given."""
+    if isinstance(model, AbstractLossModel):
+        return model, uncertainty
+    if not isinstance(getattr(model, "model", None), AbstractLossModel):
+        raise TypeError(f"`model` must be a loss model or a fit, got {type(model).__name__}.")
+    return model.model, uncertainty if uncertainty is not None else getattr(model, "uncertainty", None)
 
 
 def _mark_divergence(loss: np.ndarray) -> np.ndarray:
@@ -111,11 +132,7 @@ def predict(
         >>> pred = optlaws.predict(result, optlaws.wsd(3e-4, 24000, warmup=2160), band=0.9)  # doctest: +SKIP
         >>> pred.final_loss, pred.loss_low[-1], pred.loss_high[-1]  # doctest: +SKIP
     """
-    if not isinstance(model, AbstractLossModel):
-        if not isinstance(getattr(model, "model", None), AbstractLossModel):
-            raise TypeError(f"`model` must be a loss model or a fit, got {type(model).__name__}.")
-        uncertainty = uncertainty if uncertainty is not None else getattr(model, "uncertainty", None)
-        model = model.model
+    model, uncertainty = model_and_uncertainty(model, uncertainty)
     if band is not None and uncertainty is None:
         raise ValueError("`band` needs the fit's parameter uncertainty: pass a FitResult or a fitted file "
                          "(optlaws.load_fitted), or `uncertainty=`.")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -12,13 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._model import AbstractLossModel
 from ._precision import float64, in_float64
-from ._predict import first_blow_up
+from ._predict import divergence_checks, first_blow_up, model_and_uncertainty
 from ._progress import progress
 from ._run import Run, as_run, stack_runs
 from ._schedules import Schedule
-from ._uncertainty import ParameterUncertainty
+from ._serialize import strict_json
+from ._uncertainty import ParameterUncertainty, as_key, discrepancy_factors, quantile_band
 
 __all__ = ["Ranking", "rank"]
 
@@ -58,13 +57,13 @@ class Ranking:
         for i in range(len(self) if top is None else min(top, len(self))):
             rows.append({
                 "schedule": self.names[i],
-                "final_loss": _finite_or_none(self.final_loss[i]),
-                "loss_low": None if self.loss_low is None else _finite_or_none(self.loss_low[i]),
-                "loss_high": None if self.loss_high is None else _finite_or_none(self.loss_high[i]),
+                "final_loss": float(self.final_loss[i]),
+                "loss_low": None if self.loss_low is None else float(self.loss_low[i]),
+                "loss_high": None if self.loss_high is None else float(self.loss_high[i]),
                 "p_best": None if self.p_best is None else float(self.p_best[i]),
                 "diverged_at": None if self.diverged_at[i] < 0 else int(self.diverged_at[i]),
             })
-        return rows
+        return strict_json(rows)
 
     def to_json(self, top: int | None = None) -> str:
         """Strict JSON (no NaN or Infinity): a list of objects, best first."""
@@ -85,24 +84,19 @@ class Ranking:
         return "\n".join(lines)
 
 
-def _finite_or_none(value) -> float | None:
-    return float(value) if math.isfinite(float(value)) else None
-
-
 @eqx.filter_jit
 def _central(model, runs: Run, steps, last):
     """Final loss (at each run's ``last`` index into ``steps``) and first blow-up index, per run."""
     def one(run, last_index):
         losses = model.loss(run, steps)
-        blown = first_blow_up(jnp.where(jnp.arange(losses.shape[0]) <= last_index, losses, losses[last_index]))
-        return losses[last_index], blown
+        return losses[last_index], first_blow_up(losses, last_index)
 
     return jax.vmap(one)(runs, last)
 
 
 @eqx.filter_jit
-def _sampled_finals(models, runs: Run, steps, last):
-    """Final loss of every run (axis 1) under every sampled model (axis 0)."""
+def final_losses(models, runs: Run, steps, last):
+    """Loss at ``steps[last[i]]`` of every run ``i`` (axis 1) under every model of a batch (axis 0)."""
     return jax.vmap(lambda model: jax.vmap(lambda run, i: model.loss(run, steps)[i])(runs, last))(models)
 
 
@@ -144,11 +138,7 @@ def rank(
         chunk_size: candidates per vmapped batch (rounded up to a multiple of the device count).
         progress_bar: report progress on stderr when there is more than one chunk.
     """
-    if not isinstance(model, AbstractLossModel):
-        if not isinstance(getattr(model, "model", None), AbstractLossModel):
-            raise TypeError(f"`model` must be a loss model or a fit, got {type(model).__name__}.")
-        uncertainty = uncertainty if uncertainty is not None else getattr(model, "uncertainty", None)
-        model = model.model
+    model, uncertainty = model_and_uncertainty(model, uncertainty)
     candidates = list(candidates)
     if not candidates:
         raise ValueError("`candidates` is empty: rank needs at least one run.")
@@ -168,11 +158,8 @@ def rank(
         names = [c.name if isinstance(c, Schedule) else f"candidate_{i}" for i, c in enumerate(candidates)]
     names = tuple(names)
     runs = [model.resolve(as_run(c)) for c in candidates]
-    totals = np.array([r.total_steps for r in runs])
-    longest = int(totals.max())
-    checks = np.unique(np.concatenate([np.linspace(1, longest, DIVERGENCE_CHECKS).astype(int), totals]))
-    last = np.searchsorted(checks, totals)
-    steps = tuple(int(s) for s in checks)
+    longest = max(r.total_steps for r in runs)
+    steps, last = divergence_checks([r.total_steps for r in runs], DIVERGENCE_CHECKS)
     sampled = band is not None and uncertainty is not None
     finals, blown, draws = [], [], []
     with float64():
@@ -180,8 +167,11 @@ def rank(
         if sampled:
             uncertainty = in_float64(uncertainty)
             models = uncertainty.sample_models(model, num_samples, seed)
+            factors = np.asarray(discrepancy_factors(uncertainty.discrepancy, as_key(seed + 1), num_samples,
+                                                     jnp.float64))
         chunks = range(0, len(runs), chunk_size)
-        with progress(len(chunks), f"ranking {len(runs)} candidates", enabled=progress_bar and len(chunks) > 1) as advance:
+        enabled = progress_bar and len(chunks) > 1
+        with progress(len(chunks), f"ranking {len(runs)} candidates", enabled=enabled) as advance:
             for start in chunks:
                 part = runs[start:start + chunk_size]
                 # Pad to the chunk size (one compilation) or, for a single chunk, to the devices.
@@ -194,11 +184,11 @@ def rank(
                 finals.append(final[:len(part)])
                 blown.append(first_blown[:len(part)])
                 if sampled:
-                    draws.append(np.asarray(_sampled_finals(models, stacked, steps, index))[:, :len(part)])
+                    draws.append(np.asarray(final_losses(models, stacked, steps, index))[:, :len(part)])
                 advance()
     final = np.concatenate(finals)
     first_blown = np.concatenate(blown)
-    diverged_at = np.where(first_blown >= 0, checks[np.maximum(first_blown, 0)], -1)
+    diverged_at = np.where(first_blown >= 0, np.asarray(steps)[np.maximum(first_blown, 0)], -1)
     final = np.where(diverged_at >= 0, np.inf, final)
     low = high = p_best = None
     if sampled:
@@ -207,9 +197,7 @@ def rank(
         drawn[:, diverged_at >= 0] = np.inf
         some_finite = np.isfinite(drawn).any(axis=1)  # a draw in which every candidate diverges has no best
         p_best = np.bincount(np.argmin(drawn[some_finite], axis=1), minlength=len(runs)) / num_samples
-        z = np.asarray(jax.random.normal(jax.random.PRNGKey(seed + 1), (num_samples, 1)))
-        spread = drawn * np.exp(float(uncertainty.discrepancy) * z)
-        low, high = np.quantile(spread, [(1 - band) / 2, (1 + band) / 2], axis=0)
+        low, high = quantile_band(drawn * factors, band)
     order = np.lexsort((final, -diverged_at, diverged_at >= 0))  # diverging last, the latest first
     pick = (lambda a: None if a is None else a[order])
     return Ranking(tuple(names[i] for i in order), final[order], pick(low), pick(high), pick(p_best),

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._precision import float64, in_float64
-from ._predict import first_blow_up
+from ._predict import divergence_checks, first_blow_up
 from ._run import Run, as_run, stack_runs
 from ._schedules import Schedule
 from ._sde.dynamics import stability_edge
@@ -21,7 +21,7 @@ from ._sde.models import AbstractSDEModel
 __all__ = ["StabilityFit", "divergence_scores", "fit_stability"]
 
 STABILITY_PARAMETERS = ("sharpness_init", "sharpness_floor", "flattening_rate")
-# Observation points per run for the divergence check (plus the last step).
+# Points per run at which it is checked for divergence (plus its last step).
 CHECKS = 64
 
 
@@ -65,25 +65,15 @@ def divergence_scores(predicted, actual) -> tuple[float, float, float]:
 
 
 @eqx.filter_jit
-def _verdicts(model, thetas, runs: Run, steps, observed):
+def _verdicts(model, thetas, runs: Run, steps, last):
     """Diverged or not, for every stability parameter set (axis 0) and run (axis 1); each run is
-    judged at the ``observed`` steps (those within its own length)."""
+    judged at ``steps`` up to its own last one (index ``last``)."""
     def one(theta):
         candidate = eqx.tree_at(lambda m: (m.sharpness_init, m.sharpness_floor, m.flattening_rate), model,
                                 tuple(theta))
-        def diverges(run, seen):
-            losses = candidate.loss(run, steps)
-            # Past the run's own end the padded LR changes nothing it observed: hold its last loss.
-            last = jnp.sum(seen) - 1
-            return first_blow_up(jnp.where(seen, losses, losses[last])) >= 0
-
-        return jax.vmap(diverges)(runs, observed)
+        return jax.vmap(lambda run, i: first_blow_up(candidate.loss(run, steps), i) >= 0)(runs, last)
 
     return jax.lax.map(one, thetas)
-
-
-def _check_steps(total: int) -> tuple[int, ...]:
-    return tuple(int(s) for s in np.unique(np.linspace(1, total, CHECKS).astype(int)))
 
 
 def fit_stability(
@@ -129,16 +119,15 @@ def fit_stability(
                                                    / jnp.sqrt(model.norm_init), r.momentum)[0])
                            for lr, r in zip(peaks, runs)])
         critical = np.array([float(stability_edge(r.momentum)) for r in runs]) / alphas
-        total = max(r.total_steps for r in runs)
-        steps = _check_steps(total)
-        observed = jnp.asarray([[step <= r.total_steps for step in steps] for r in runs])
-        stacked = stack_runs(runs, total=total)
+        steps, last = divergence_checks([r.total_steps for r in runs], CHECKS)
+        last = jnp.asarray(last)
+        stacked = stack_runs(runs)
 
         def search(low, high):
             """The best point of a log-spaced grid over [low, high] per parameter, and its verdicts."""
             axes = [np.geomspace(lo, hi, grid_size) for lo, hi in zip(low, high)]
             thetas = np.array(list(itertools.product(*axes)))
-            verdicts = np.asarray(_verdicts(model, jnp.asarray(thetas), stacked, steps, observed))
+            verdicts = np.asarray(_verdicts(model, jnp.asarray(thetas), stacked, steps, last))
             errors = np.sum(verdicts != diverged[None, :], axis=1)
             tied = np.flatnonzero(errors == errors.min())
             logs = np.log(thetas[tied])

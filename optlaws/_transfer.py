@@ -7,12 +7,13 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ._model import AbstractLossModel
 from ._precision import float64, in_float64
+from ._rank import final_losses
 from ._run import Run, stack_runs
 from ._schedules import parse_schedule
 from ._uncertainty import ParameterUncertainty
@@ -191,12 +192,6 @@ def family_run(family: str, peak: float, horizon: int, **settings) -> Run:
     return Run(parse_schedule(spec), **settings)
 
 
-@eqx.filter_jit
-def _final_losses(models, runs: Run, step: int):
-    """Final loss of each run (axis 1) under each model (axis 0)."""
-    return jax.vmap(lambda model: jax.vmap(lambda run: model.loss(run, (step,))[0])(runs))(models)
-
-
 def _grid_vertex(grid: np.ndarray, finals: np.ndarray) -> tuple[float, float]:
     """``(log LR*, loss there)`` from a grid of final losses: the vertex of the quadratic through
     the best grid point and its neighbours; ``nan`` at the grid's edge or with no finite loss."""
@@ -253,13 +248,13 @@ def model_optima(
     optima = []
     with float64():
         model = in_float64(model)
-        models = jax.tree_util.tree_map(lambda leaf: leaf[None], model)
+        single = jax.tree_util.tree_map(lambda leaf: leaf[None], model)  # a batch of one model
         if uncertainty is not None:
             models = in_float64(uncertainty).sample_models(model, num_samples, seed)
+        at_horizon = jnp.zeros(grid.size, dtype=jnp.int32)  # the one step evaluated, for every run
         for horizon in horizons:
             runs = stack_runs([model.resolve(family_run(family, lr, horizon, **settings)) for lr in grid])
-            central = np.asarray(_final_losses(jax.tree_util.tree_map(lambda leaf: leaf[None], model), runs,
-                                               int(horizon)))[0]
+            central = np.asarray(final_losses(single, runs, (int(horizon),), at_horizon))[0]
             x_opt, loss = _grid_vertex(grid, central)
             if not math.isfinite(x_opt):
                 raise ValueError(f"horizon {horizon}: the predicted optimum is at the edge of the peak-LR grid "
@@ -267,7 +262,7 @@ def model_optima(
             low = high = x_opt
             sd = 0.0
             if uncertainty is not None:
-                drawn = np.asarray(_final_losses(models, runs, int(horizon)))
+                drawn = np.asarray(final_losses(models, runs, (int(horizon),), at_horizon))
                 x_draws = np.array([_grid_vertex(grid, row)[0] for row in drawn])
                 x_draws = x_draws[np.isfinite(x_draws)]
                 if x_draws.size:

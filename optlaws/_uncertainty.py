@@ -48,13 +48,14 @@ class ParameterUncertainty(eqx.Module):
                 f"`covariance` of shape ({p}, {p}), got {self.mean.shape} and {self.covariance.shape}."
             )
         if self.discrepancy.shape != () or not bool(self.discrepancy >= 0):
-            raise ValueError(f"ParameterUncertainty: `discrepancy` must be a non-negative scalar, got {self.discrepancy}.")
+            raise ValueError(
+                f"ParameterUncertainty: `discrepancy` must be a non-negative scalar, got {self.discrepancy}.")
 
     def draws(self, num_samples: int = DEFAULT_NUM_SAMPLES, key: int | Array = 0) -> Float[Array, "n p"]:
         """``num_samples`` draws of ``theta`` (a symmetric square root: valid for a singular covariance)."""
         if num_samples < 1:
             raise ValueError(f"`num_samples` must be positive, got {num_samples}.")
-        key = jax.random.PRNGKey(key) if isinstance(key, int) else key
+        key = as_key(key)
         values, vectors = jnp.linalg.eigh(0.5 * (self.covariance + self.covariance.T))
         root = vectors * jnp.sqrt(jnp.clip(values, 0.0))
         z = jax.random.normal(key, (num_samples, self.mean.shape[0]), dtype=self.mean.dtype)
@@ -79,20 +80,39 @@ class ParameterUncertainty(eqx.Module):
 
         Draws whose prediction is not finite (they diverge) count as ``+inf``.
         """
-        if not 0 < level < 1:
-            raise ValueError(f"`band` must be a probability in (0, 1), got {level!r}.")
-        losses = np.asarray(_sampled_losses(self, base, run, tuple(int(s) for s in np.asarray(steps)),
-                                            num_samples, key))
-        losses = np.where(np.isfinite(losses) & (losses > 0), losses, np.inf)
-        low, high = np.quantile(losses, [(1 - level) / 2, (1 + level) / 2], axis=0)
-        return low, high
+        _check_level(level)
+        losses = _sampled_losses(self, base, run, tuple(int(s) for s in np.asarray(steps)), num_samples, key)
+        return quantile_band(np.asarray(losses), level)
+
+
+def as_key(key: int | Array) -> Array:
+    """A PRNG key from a seed (or the key itself)."""
+    return jax.random.PRNGKey(key) if isinstance(key, int) else key
+
+
+def discrepancy_factors(discrepancy, key: Array, num_samples: int, dtype) -> Array:
+    """``exp(discrepancy z)`` for each of ``num_samples`` draws (shape ``(num_samples, 1)``: one
+    ``z`` serves every step and every run of a draw)."""
+    return jnp.exp(discrepancy * jax.random.normal(key, (num_samples, 1), dtype=dtype))
+
+
+def _check_level(level: float) -> None:
+    if not 0 < level < 1:
+        raise ValueError(f"`band` must be a probability in (0, 1), got {level!r}.")
+
+
+def quantile_band(losses: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """The central ``level`` range over draws (axis 0); a draw whose loss is not finite or not
+    positive (it diverges) counts as ``+inf``."""
+    _check_level(level)
+    losses = np.where(np.isfinite(losses) & (losses > 0), losses, np.inf)
+    low, high = np.quantile(losses, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return low, high
 
 
 @eqx.filter_jit
 def _sampled_losses(uncertainty, base, run, steps, num_samples, key):
-    key = jax.random.PRNGKey(key) if isinstance(key, int) else key
-    parameter_key, discrepancy_key = jax.random.split(key)
+    parameter_key, discrepancy_key = jax.random.split(as_key(key))
     models = uncertainty.sample_models(base, num_samples, parameter_key)
     losses = jax.vmap(lambda model: model.loss(run, steps))(models)
-    z = jax.random.normal(discrepancy_key, (num_samples, 1), dtype=losses.dtype)
-    return losses * jnp.exp(uncertainty.discrepancy * z)
+    return losses * discrepancy_factors(uncertainty.discrepancy, discrepancy_key, num_samples, losses.dtype)

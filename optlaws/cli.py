@@ -130,12 +130,33 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _value_range(text: str, option: str, *, log: bool) -> np.ndarray | None:
+    """``LOW:HIGH:N[:log]``: N values from LOW to HIGH, log-spaced with ``:log`` or when ``log``,
+    else evenly; ``None`` when ``text`` is not of that form."""
+    parts = text.split(":")
+    if len(parts) not in (3, 4):
+        return None
+    if len(parts) == 4 and parts[3] != "log":
+        raise ValueError(f"{option} {text!r}: the fourth field may only be 'log'.")
+    try:
+        low, high, count = float(parts[0]), float(parts[1]), int(parts[2])
+    except ValueError:
+        raise ValueError(f"{option} {text!r}: LOW and HIGH must be numbers and N an integer.") from None
+    log = log or len(parts) == 4
+    if count < 1 or (log and not 0 < low <= high):
+        raise ValueError(f"{option} {text!r}: need N >= 1 (and 0 < LOW <= HIGH for a log grid).")
+    return np.geomspace(low, high, count) if log else np.linspace(low, high, count)
+
+
 def _parse_lr_grid(text: str) -> np.ndarray:
     """``LOW:HIGH:N`` (log-spaced) or a comma-separated list of peak LRs."""
-    if ":" in text:
-        low, high, count = text.split(":")
-        return np.geomspace(float(low), float(high), int(count))
-    return np.array([float(v) for v in text.split(",")])
+    grid = _value_range(text, "--lrs", log=True)
+    if grid is not None:
+        return grid
+    try:
+        return np.array([float(v) for v in text.split(",")])
+    except ValueError:
+        raise ValueError(f"--lrs expects LOW:HIGH:N or a comma-separated list of numbers, got {text!r}.") from None
 
 
 def _cmd_transfer(args) -> int:
@@ -183,17 +204,8 @@ def _grid_values(text: str) -> tuple[str, list[str]]:
     key, sep, values = text.partition("=")
     if not sep or not key.strip() or not values.strip():
         raise ValueError(f"--grid expects key=LOW:HIGH:N[:log] or key=a,b,c, got {text!r}.")
-    parts = values.split(":")
-    if len(parts) in (3, 4):
-        if len(parts) == 4 and parts[3] != "log":
-            raise ValueError(f"--grid {text!r}: the fourth field may only be 'log'.")
-        try:
-            low, high, count = float(parts[0]), float(parts[1]), int(parts[2])
-        except ValueError:
-            raise ValueError(f"--grid {text!r}: LOW and HIGH must be numbers and N an integer.") from None
-        if count < 1 or (len(parts) == 4 and not 0 < low <= high):
-            raise ValueError(f"--grid {text!r}: need N >= 1 (and 0 < LOW <= HIGH for a log grid).")
-        grid = np.geomspace(low, high, count) if len(parts) == 4 else np.linspace(low, high, count)
+    grid = _value_range(values, f"--grid {key.strip()}=", log=False)
+    if grid is not None:
         return key.strip(), [f"{v:.6g}" for v in grid]
     return key.strip(), [v.strip() for v in values.split(",") if v.strip()]
 
