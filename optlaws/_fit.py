@@ -188,7 +188,8 @@ def _leave_one_curve_out_discrepancy(jac: np.ndarray, res: np.ndarray, curve_ind
     point's stands for the final loss of a run the fit has not seen. Exact to first order in
     ``delta_c`` and for squared residuals (the fit's Huber loss bends the largest ones): against
     real refits, each curve's error is within 35% and their RMS within 15%
-    (``tests/test_runs.py::test_leave_one_curve_out_discrepancy_matches_refits``). ``None`` with fewer than ``MIN_CURVES_FOR_DISCREPANCY`` curves.
+    (``tests/test_runs.py::test_leave_one_curve_out_discrepancy_matches_refits``). ``None`` with
+    fewer than ``MIN_CURVES_FOR_DISCREPANCY`` curves.
     """
     curves = np.unique(curve_index)
     if curves.size < MIN_CURVES_FOR_DISCREPANCY:

@@ -56,10 +56,10 @@ def schedule_from_samples(
     later logged step, where the new value is logged as the LR of that step. That is exact when
     the step of the change is itself logged, as loggers that log at every LR change do (the
     Multi-Power Law ``wsdcon`` runs log step 8000); linear interpolation spread that drop over
-    the 64 steps before it, a 1.2-1.5% error of the predicted loss there. After the last logged step it is held. Before the
-    first logged step it is unknown: with ``warmup`` it ramps linearly from 0 to
-    the first logged value over ``warmup`` steps and is then held; without, the first value is
-    held back to step 0 and a warning says so.
+    the 64 steps before it, a 1.2-1.5% error of the predicted loss there. After the last logged
+    step the LR is held. Before the first logged step it is unknown: with ``warmup`` it ramps
+    linearly from 0 to the first logged value over ``warmup`` steps and is then held; without,
+    the first value is held back to step 0 and a warning says so.
     """
     steps = np.asarray(steps, dtype=float)
     lr = np.asarray(lr, dtype=float)

@@ -55,8 +55,7 @@ class AbstractSDEModel(AbstractLossModel):
 
     The model is the landscape; the optimizer settings (batch size, weight decay, momentum) come
     from the :class:`~optlaws.Run`. Decoupled weight decay ``lambda`` moves the weight norm, and
-    with it the effective learning
-    rate of scale-invariant weights: ``z`` (the squared norm, or its square for SGD, relative to
+    with it the effective learning rate of scale-invariant weights: ``z`` (the squared norm, or its square for SGD, relative to
     its equilibrium at ``reference_lr``) relaxes as ``z <- r + (z - r) exp(-2 c lr lambda n)`` with
     ``r = lr / reference_lr``, and ``lr_eff = lr * batch_factor / sqrt(z)``. At equilibrium
     ``lr_eff`` grows like ``sqrt(lr)``; early in training the norm is still moving, so the noise
@@ -81,8 +80,8 @@ class AbstractSDEModel(AbstractLossModel):
     whether training blows up. Its curvature ``s`` starts at ``sharpness_init`` and, like a
     network at the edge of stability (Cohen et al. 2021; for Adam's preconditioned sharpness
     2022), flattens toward just below the edge, ``s_edge = 0.9 * 2 (1 + mu) / alpha``
-    (``EDGE_MARGIN``), whenever the step ``alpha`` puts it past that, but no faster than ``flattening_rate`` per step and never below
-    ``sharpness_floor``:
+    (``EDGE_MARGIN``), whenever the step ``alpha`` puts it past that, but no faster than
+    ``flattening_rate`` per step and never below ``sharpness_floor``:
 
         s <- max(sharpness_floor, min(s, max(s_edge, s exp(-flattening_rate n)))).
 
@@ -93,10 +92,11 @@ class AbstractSDEModel(AbstractLossModel):
     predicted loss blows up and :class:`~optlaws.Prediction` reports ``diverged_at``.
     ``sharpness_init = 0`` (the default) leaves the mode out: stable curves say nothing about
     where training diverges (only the spectrum's stiffest mode, ``h = 1 / reference_lr``, has an
-    edge, far out: ``x = 2 (1 + mu)`` at several times the reference LR); :func:`~optlaws.fit_stability` calibrates the three parameters on
-    runs that did and did not diverge. Within a segment ``x`` is taken at the geometric mean of
-    the sharpness before and after it: with ``block=16`` the predicted divergence step moves by
-    less than a segment (``tests/test_stability.py``).
+    edge, far out: ``x = 2 (1 + mu)`` at several times the reference LR);
+    :func:`~optlaws.fit_stability` calibrates the three parameters on runs that did and did not
+    diverge. Within a segment ``x`` is taken at the geometric mean of the sharpness before and
+    after it: with ``block=16`` the predicted divergence step moves by less than a segment
+    (``tests/test_stability.py``).
     """
 
     spectrum: AbstractSpectrum
