@@ -23,6 +23,7 @@ from ._laws.mpl import MultiPowerLaw
 from ._laws.power import PowerLaw
 from ._metrics import CurveMetrics, evaluate
 from ._model import AbstractLossModel, Parameter, ParameterMap
+from ._optimise import OptimisedSchedule, family_specs, optimise, shares_schedule
 from ._plot import plot_curves
 from ._predict import Prediction, predict
 from ._problems import LeastSquaresProblem

@@ -1,4 +1,4 @@
-"""The ``optlaws`` command line: fit, predict, evaluate, search, transfer, example.
+"""The ``optlaws`` command line: fit, predict, evaluate, search, optimise, transfer, example.
 
 Exit codes: 0 success; 2 bad input or a failed command (``optlaws: error: ...``); 3 a fit with
 ``--strict`` that did not converge or ends far from its own training data.
@@ -258,6 +258,43 @@ def _cmd_search(args) -> int:
     return 0
 
 
+def _cmd_optimise(args) -> int:
+    from ._optimise import optimise
+
+    _check_outputs(args, [args.fitted])
+    fitted = load_fitted(args.fitted)
+    settings = {**fitted.run_settings, **_given_settings(args)}
+    result = optimise(fitted, args.total, peak_lr=args.peak, min_lr=args.min_lr, warmup=args.warmup,
+                      knots=args.knots, iterations=args.iterations, progress_bar=not args.json, **settings)
+    lr = np.asarray(result.schedule.lr)
+    fractions = (0.25, 0.5, 0.75, 0.9, 1.0)
+    at = {f"{f:.0%}": float(lr[max(int(round(f * args.total)) - 1, 0)] / args.peak) for f in fractions}
+    if args.out:
+        prediction = predict(fitted, Run(result.schedule, **settings), every=1)
+        prediction.to_csv(args.out)
+    if args.json:
+        print(json.dumps(strict_json({
+            "optimised": {"final_loss": result.final_loss, "lr_over_peak_at": at, "csv": args.out},
+            "best_family": {"schedule": result.best_family, "final_loss": result.best_family_loss},
+        }), indent=1, allow_nan=False))
+    else:
+        width = max(len("optimised (free-form)"), len(result.best_family))
+        print(f"{'schedule':<{width}}  {'final loss':>10}")
+        print(f"{'optimised (free-form)':<{width}}  {result.final_loss:>10.5f}")
+        print(f"{result.best_family:<{width}}  {result.best_family_loss:>10.5f}  (best family member)")
+        print("optimised LR / peak at " + ", ".join(f"{k} of the run: {v:.3f}" for k, v in at.items()))
+        if args.out:
+            print(f"wrote {args.out} (step,lr,loss; usable as `predict --schedule`)")
+    if args.plot:
+        from ._plot import plot_curves
+
+        best = parse_schedule(result.best_family)
+        plot_curves([predict(fitted, Run(s, **settings), name=name)
+                     for s, name in ((result.schedule, "optimised"), (best, "best family member"))],
+                    path=args.plot, title="free-form optimum vs the best family member")
+    return 0
+
+
 def _cmd_example(args) -> int:
     from ._example import run_example
 
@@ -347,6 +384,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     run_options(p, "every candidate (default: the fitted runs' shared settings)")
     p.set_defaults(run=_cmd_search)
+
+    p = sub.add_parser("optimise", help="a free-form schedule by gradient descent on the predicted final loss")
+    p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
+    p.add_argument("--total", type=int, required=True, help="steps of the run")
+    p.add_argument("--peak", type=float, required=True, help="peak (largest) LR after warmup")
+    p.add_argument("--min-lr", type=float, default=0.0, help="smallest LR allowed (default 0)")
+    p.add_argument("--warmup", type=int, default=0, help="linear warmup steps (default 0)")
+    p.add_argument("--knots", type=int, default=64, help="knots of the free-form decay (default 64)")
+    p.add_argument("--iterations", type=int, default=400, help="gradient steps (default 400)")
+    p.add_argument("--out", help="write the optimised schedule's step,lr,loss (CSV)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--plot", help="also save the optimised and best family curves (PNG)")
+    p.add_argument("--force", action="store_true", help="overwrite existing --out / --plot files")
+    run_options(p, "the run (default: the fitted runs' shared settings)")
+    p.set_defaults(run=_cmd_optimise)
 
     p = sub.add_parser("transfer", help="the optimal peak LR at a new horizon, from a sweep or a fitted model")
     p.add_argument("source", help="a sweep CSV (columns horizon,peak_lr,final_loss) or FITTED.json")

@@ -190,8 +190,9 @@ class AbstractSDEModel(AbstractLossModel):
         log_rho, _ = self._contraction(alpha * mean, mu)
         return new, edge_loss * jnp.exp(n * log_rho)
 
-    def _segment_step(self, run: Run, state, lr, n):
-        """Advance ``state`` by ``n`` updates at learning rate ``lr`` under ``run``'s settings."""
+    def _segment_step(self, run: Run, noise_weight: Array, state, lr, n):
+        """Advance ``state`` by ``n`` updates at learning rate ``lr`` under ``run``'s settings
+        (``noise_weight``: the spectrum's noise, computed once outside the loop)."""
         signal, noise, norm, lr_max, sharpness, edge_loss = state
         lr_max = jnp.maximum(lr_max, lr)
         h = self.spectrum.curvatures
@@ -201,7 +202,7 @@ class AbstractSDEModel(AbstractLossModel):
         log_rho, q = self._contraction(alpha * h, mu)
         decay = jnp.exp(n * log_rho)
         noise_scale = self.reference_batch_size / run.batch_size
-        stationary = temperature / (1.0 - mu) * self.spectrum.noise() * noise_scale * q
+        stationary = temperature / (1.0 - mu) * noise_weight * noise_scale * q
         signal = signal * decay
         noise = stationary + (noise - stationary) * decay
         norm_target = lr / self.reference_lr
@@ -215,7 +216,7 @@ class AbstractSDEModel(AbstractLossModel):
         """``observe(state)`` after each of ``steps`` updates of ``run``."""
         run = self.resolve(run)
         plan = make_plan(run.total_steps, steps, block)
-        step = functools.partial(self._segment_step, run)
+        step = functools.partial(self._segment_step, run, self.spectrum.noise())
         return integrate(step, self._initial_state(), run.lr, plan, observe)
 
     def _initial_state(self):
