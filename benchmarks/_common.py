@@ -41,6 +41,12 @@ def schaipp_runs(root: Path, lr: str = "*", horizon: int | None = None, since: i
     return curves
 
 
+def spearman(a, b) -> float:
+    """Spearman rank correlation of two sequences (no ties expected)."""
+    ranks = [np.argsort(np.argsort(np.asarray(x))) for x in (a, b)]
+    return float(np.corrcoef(*ranks)[0, 1])
+
+
 def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} ({jax.default_backend()})"
 

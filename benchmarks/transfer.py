@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 
 import optlaws
-from _common import data_root, machine, schaipp_runs, write_section
+from _common import data_root, machine, schaipp_runs, spearman, write_section
 
 LRS = ("0.0001", "0.0005", "0.001", "0.002")
 FAMILY = "wsd:warmup=300,decay_frac=0.2,shape=linear,final=0"
@@ -49,17 +49,6 @@ def fit(curves, free):
 def mean_error(model, curves):
     return float(np.mean([np.mean(np.abs(optlaws.predict(model, c.run, steps=c.steps).loss / c.loss - 1))
                           for c in curves]))
-
-
-def ranks(values):
-    order = np.argsort(values)
-    result = np.empty(len(values))
-    result[order] = np.arange(len(values))
-    return result
-
-
-def spearman(a, b):
-    return float(np.corrcoef(ranks(np.asarray(a)), ranks(np.asarray(b)))[0, 1])
 
 
 def measured_optima(root):

@@ -24,6 +24,7 @@ from ._laws.power import PowerLaw
 from ._metrics import CurveMetrics, evaluate
 from ._model import AbstractLossModel, Parameter, ParameterMap
 from ._optimise import OptimisedSchedule, family_specs, optimise, shares_schedule
+from ._plan import Plan, plan
 from ._plot import plot_curves
 from ._predict import Prediction, predict
 from ._problems import LeastSquaresProblem

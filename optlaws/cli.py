@@ -1,4 +1,4 @@
-"""The ``optlaws`` command line: fit, predict, evaluate, search, optimise, transfer, example.
+"""The ``optlaws`` command line: fit, predict, evaluate, search, optimise, plan, transfer, example.
 
 Exit codes: 0 success; 2 bad input or a failed command (``optlaws: error: ...``); 3 a fit with
 ``--strict`` that did not converge or ends far from its own training data.
@@ -295,6 +295,29 @@ def _cmd_optimise(args) -> int:
     return 0
 
 
+def _cmd_plan(args) -> int:
+    from ._plan import plan
+
+    _check_outputs(args, [args.fitted, args.observed])
+    fitted = load_fitted(args.fitted)
+    observed = _read_curves([args.observed], args)[0]
+    if args.until is not None:
+        observed = observed.until(args.until)
+    observed = dataclasses.replace(observed, run=observed.run.fill(**fitted.run_settings))
+    shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
+    result = plan(fitted, observed, args.total, shapes=shapes, final_lr=args.final_lr, band=args.band,
+                  num_samples=args.samples, progress_bar=not args.json)
+    if args.json:
+        print(result.to_json(args.top))
+        return 0
+    print(f"{observed.name}: observed to step {result.checkpoint} at LR {result.current_lr:g}, loss "
+          f"{float(observed.loss[-1]):.4f} (the model's prediction there times {result.anchor:.4f})")
+    print(result.summary())
+    print()
+    print(result.ranking.table(args.top))
+    return 0
+
+
 def _cmd_example(args) -> int:
     from ._example import run_example
 
@@ -384,6 +407,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     run_options(p, "every candidate (default: the fitted runs' shared settings)")
     p.set_defaults(run=_cmd_search)
+
+    p = sub.add_parser("plan", help="plan the cooldown of a run in progress: rank its continuations")
+    p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
+    p.add_argument("--observed", required=True, help="the run so far (.csv with step,lr,loss; .json export)")
+    p.add_argument("--total", type=int, required=True, help="planned length of the run (steps)")
+    p.add_argument("--until", type=int, help="use the observed run only up to this step")
+    p.add_argument("--shapes", default="linear,1-sqrt,cosine", help="cooldown shapes (default linear,1-sqrt,cosine)")
+    p.add_argument("--final-lr", type=float, default=0.0, help="LR at the end of the cooldown (default 0)")
+    p.add_argument("--top", type=int, default=10, help="show the best N (default 10)")
+    p.add_argument("--band", type=float, default=0.9, help="probability of the final-loss band (default 0.9)")
+    p.add_argument("--samples", type=int, default=64, help="joint parameter draws for bands and p_best")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    curve_options(p)
+    run_options(p, "the run (default: the file's, else the fitted runs' shared settings)")
+    p.set_defaults(run=_cmd_plan)
 
     p = sub.add_parser("optimise", help="a free-form schedule by gradient descent on the predicted final loss")
     p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")

@@ -1,0 +1,117 @@
+"""Ranking the 124M runs of Schaipp et al. at 25k steps from fits to their 15k-step runs.
+
+For each peak LR that has 15k-step runs (5e-4, 1e-3, 2e-3): fit ``AdamModel`` (default free
+parameters) to that LR's 15k runs plus the constant-LR trunk cut at step 15000, then rank the
+LR's 25k runs (WSD with 10-90% linear or 1-sqrt cooldowns, cosine to 10% and to 0) with
+``optlaws.rank`` by their loss at the last logged step (24800). Reported: Spearman rank
+correlation of predicted vs real loss, regret of the predicted best (its real loss minus the
+best real one), top-1 and top-2 hits (the real best is the predicted best / among the predicted
+two best), the mean absolute relative error of the predicted losses, and the real best's
+``p_best``. The last row does the same over every peak LR at once (one landscape; the structural
+parameters free as well, see "transfer"), ranking all 25k runs of all four LRs.
+
+    python benchmarks/ranking.py [--no-write]        (about 10 minutes on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+import optlaws
+from _common import data_root, machine, schaipp_runs, spearman, write_section
+
+LRS = ("0.0005", "0.001", "0.002")
+TRUNK_CUT = 15000
+STRUCTURAL = ("noise_exponent", "norm_init", "mobility_exponent")
+
+
+def short_name(curve) -> str:
+    """``wsd linear 0.2``, ``cos-10``, ... from a run's file name."""
+    name = curve.name
+    if name.startswith("ann124-"):
+        fraction = name.split("_")[0].removeprefix("ann124-")
+        shape = "1-sqrt" if "decay_sqrt" in name else "linear"
+        return f"wsd {shape} {fraction}"
+    return name.split("-124m")[0]
+
+
+def training_runs(root, lr: str) -> list:
+    trunk = schaipp_runs(root, lr, horizon=50000)[0].until(TRUNK_CUT)
+    return schaipp_runs(root, lr, horizon=15000) + [trunk]
+
+
+def evaluate(train, held, free) -> dict:
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optlaws.FitWarning)
+        result = optlaws.fit(optlaws.AdamModel(), train, free=free, progress=False)
+    last = [int(c.steps[-1]) for c in held]
+    runs = [optlaws.Run(c.run.lr[:s], **c.run.settings()) for c, s in zip(held, last)]
+    ranking = optlaws.rank(result, runs, names=[c.name for c in held], progress_bar=False)
+    predicted = np.empty(len(held))
+    predicted[ranking.index] = ranking.final_loss
+    p_best = np.empty(len(held))
+    p_best[ranking.index] = ranking.p_best
+    real = np.array([c.loss[-1] for c in held])
+    best = int(np.argmin(real))
+    return {
+        "runs": len(held),
+        "rank corr": spearman(predicted, real),
+        "regret": float(real[ranking.index[0]] - real[best]),
+        "top-1": bool(ranking.index[0] == best),
+        "top-2": bool(best in ranking.index[:2]),
+        "error": float(np.mean(np.abs(predicted / real - 1))),
+        "p_best": float(p_best[best]),
+        "best": short_name(held[best]),
+        "picked": short_name(held[ranking.index[0]]),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    root = data_root()
+    rows = {}
+    for lr in LRS:
+        rows[f"{float(lr):g}"] = evaluate(training_runs(root, lr), schaipp_runs(root, lr, horizon=25000),
+                                          optlaws.AdamModel.default_free)
+        print(lr, rows[f"{float(lr):g}"], flush=True)
+    every = [c for lr in LRS for c in training_runs(root, lr)]
+    every.append(schaipp_runs(root, "0.0001", horizon=50000)[0].until(TRUNK_CUT))
+    rows["all four, one landscape"] = evaluate(every, schaipp_runs(root, horizon=25000),
+                                               optlaws.AdamModel.default_free + STRUCTURAL)
+    print(rows["all four, one landscape"], flush=True)
+    per_lr = [rows[f"{float(lr):g}"] for lr in LRS]
+    lines = [
+        f"Machine: {machine()}. Fitted on each peak LR's 15k-step runs plus its constant trunk cut at "
+        f"{TRUNK_CUT}; ranked: that LR's 25k runs by the loss at step 24800 (`optlaws.rank`, 90% band, 64 "
+        "joint draws). 1e-4 has no 15k runs: it enters only the last row (its trunk in the fit, its 25k runs "
+        "ranked).\n",
+        "| peak LR | 25k runs | rank corr | regret (nats) | top-1 | top-2 | mean abs error | p_best of the real "
+        "best | real best / picked | fit + rank s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in rows.items():
+        lines.append(f"| {name} | {row['runs']} | {row['rank corr']:.3f} | {row['regret']:.4f} | "
+                     f"{'yes' if row['top-1'] else 'no'} | {'yes' if row['top-2'] else 'no'} | {row['error']:.3%} | "
+                     f"{row['p_best']:.2f} | {row['best']} / {row['picked']} | {row['seconds']:.0f} |")
+    lines += [
+        "",
+        f"Per peak LR: mean rank correlation {np.mean([r['rank corr'] for r in per_lr]):.3f}, mean regret "
+        f"{np.mean([r['regret'] for r in per_lr]):.4f}, top-1 {sum(r['top-1'] for r in per_lr)}/{len(per_lr)}, "
+        f"top-2 {sum(r['top-2'] for r in per_lr)}/{len(per_lr)}.",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section("ranking", text)
+
+
+if __name__ == "__main__":
+    main()
