@@ -44,6 +44,40 @@ def training_runs(root, lr: str) -> list:
     return schaipp_runs(root, lr, horizon=15000) + [trunk]
 
 
+def cooldown_of(curve) -> tuple[int, str] | None:
+    """``(length, shape)`` of a 25k WSD run's cooldown, from its file name (None for cosine)."""
+    if not curve.name.startswith("ann124-"):
+        return None
+    fraction = float(curve.name.split("_")[0].removeprefix("ann124-"))
+    return int(round(fraction * curve.run.total_steps)), "sqrt" if "decay_sqrt" in curve.name else "linear"
+
+
+def plan_check(result, trunk, held) -> dict:
+    """``optlaws.plan`` from the constant trunk observed to step 15000, to 25000 steps: the real
+    25k WSD runs whose cooldown starts at or after 15000 are continuations it ranks."""
+    planned = optlaws.plan(result, trunk.until(TRUNK_CUT), 25000, band=None, progress_bar=False)
+    rows = planned.rows()
+    position = {(r["length"], r["shape"]): k for k, r in enumerate(rows)}
+    reachable = [c for c in held if cooldown_of(c) in position]
+    real = np.array([c.loss[-1] for c in reachable])
+    planned_rank = np.array([position[cooldown_of(c)] for c in reachable])
+    at_last = np.array([optlaws.predict(result, c.run, steps=[int(c.steps[-1])]).loss[0] for c in reachable])
+    return {
+        "reachable": len(reachable),
+        "real best first": bool(np.argmin(planned_rank) == np.argmin(real)),
+        "error": float(np.mean(np.abs(at_last * planned.anchor / real - 1))),
+        "error unanchored": float(np.mean(np.abs(at_last / real - 1))),
+        "anchor": planned.anchor,
+        "advice": f"{rows[0]['shape']} from {rows[0]['start']} ({rows[0]['length']} steps), "
+                  f"{rows[0]['final_loss']:.4f}",
+        "real best": f"{short_name(reachable[int(np.argmin(real))])}, {real.min():.4f}",
+    }
+
+
+def trunk_lrs(curves) -> set:
+    return {float(np.max(np.asarray(c.run.lr))) for c in curves if c.run.total_steps == 50000}
+
+
 def evaluate(train, held, free) -> dict:
     started = time.perf_counter()
     with warnings.catch_warnings():
@@ -58,7 +92,9 @@ def evaluate(train, held, free) -> dict:
     p_best[ranking.index] = ranking.p_best
     real = np.array([c.loss[-1] for c in held])
     best = int(np.argmin(real))
+    trunk = next((c for c in train if c.run.total_steps == 50000), None)
     return {
+        "plan": plan_check(result, trunk, held) if len(trunk_lrs(train)) == 1 else None,
         "runs": len(held),
         "rank corr": spearman(predicted, real),
         "regret": float(real[ranking.index[0]] - real[best]),
@@ -107,6 +143,22 @@ def main():
         f"{np.mean([r['regret'] for r in per_lr]):.4f}, top-1 {sum(r['top-1'] for r in per_lr)}/{len(per_lr)}, "
         f"top-2 {sum(r['top-2'] for r in per_lr)}/{len(per_lr)}.",
     ]
+    lines += [
+        "",
+        f"`optlaws plan` from each LR's constant trunk observed to step {TRUNK_CUT}, to 25000 steps (same fits). "
+        "Real continuations: the 25k WSD runs whose cooldown starts at or after 15000 (10%, 20%, 20% 1-sqrt, 40%). "
+        "Errors: their loss at step 24800 predicted from the checkpoint, times the anchor (observed over "
+        "predicted loss at 15000) and without it.",
+        "",
+        "| peak LR | real continuations | plan ranks the real best first | mean abs error (anchored / not) | "
+        "anchor | plan's advice: cooldown, predicted final loss | real best |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for lr in LRS:
+        check = rows[f"{float(lr):g}"]["plan"]
+        lines.append(f"| {float(lr):g} | {check['reachable']} | {'yes' if check['real best first'] else 'no'} | "
+                     f"{check['error']:.3%} / {check['error unanchored']:.3%} | {check['anchor']:.4f} | "
+                     f"{check['advice']} | {check['real best']} |")
     text = "\n".join(lines)
     print(text)
     if not args.no_write:

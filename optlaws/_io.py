@@ -22,16 +22,22 @@ __all__ = [
     "read_csv",
     "read_curve",
     "read_json",
+    "read_jsonl",
     "read_schedule_csv",
+    "read_tensorboard",
     "schedule_from_config",
     "schedule_from_samples",
     "settings_from_config",
     "write_csv",
 ]
 
-STEP_COLUMNS = ("step", "iter", "iteration")
-LOSS_COLUMNS = ("loss", "train_loss", "val_loss")
-LR_COLUMNS = ("lr", "learning_rate")
+# Column names recognised (case-insensitive), in order of preference: the Multi-Power Law CSVs,
+# W&B history exports (``_step``, ``train/loss``), TensorBoard scalar CSVs (``Step``, ``Value``)
+# and their tags, nanoGPT-style logs. Validation loss is preferred over training loss.
+STEP_COLUMNS = ("step", "_step", "iter", "iteration", "global_step", "trainer/global_step")
+LOSS_COLUMNS = ("loss", "val_loss", "val/loss", "eval/loss", "eval_loss", "validation_loss", "valid/loss",
+                "train_loss", "train/loss", "value")
+LR_COLUMNS = ("lr", "learning_rate", "train/lr", "train/learning_rate", "lr-adamw", "lr-adam")
 # Optional run-setting columns of a curve CSV (one value for the whole file).
 SETTING_COLUMNS = {
     "batch_size": ("batch_size",),
@@ -69,6 +75,12 @@ def schedule_from_samples(
     if (lr < 0).any():
         i = int(np.argmax(lr < 0))
         raise InvalidCurveError(f"{name}: negative learning rate {lr[i]:g} at step {int(steps[i])}.")
+    back = np.flatnonzero(np.diff(steps) <= 0)
+    if back.size:
+        i = int(back[0])
+        problem = "duplicate step" if steps[i + 1] == steps[i] else "steps are not sorted: step"
+        raise InvalidCurveError(f"{name}: {problem} {int(steps[i + 1])} (logged point {i + 2}) after {int(steps[i])}; "
+                                "the learning rates need one value per step, in order.")
     total = int(steps[-1]) if total is None else int(total)
     if total < 1:
         raise InvalidCurveError(f"{name}: the logged steps end at {total}; nothing to learn a schedule from.")
@@ -99,24 +111,58 @@ def _step_changes(lr: np.ndarray) -> np.ndarray:
     return gaps[~same[gaps] & same[gaps - 1] & same[gaps + 1]]
 
 
-def _column(header: list[str], choices: tuple[str, ...]) -> int | None:
+def _column(path: Path, header: list[str], role: str, choices: tuple[str, ...], named: str | None) -> int | None:
+    """Index of the column for ``role``: the one ``named`` (an error if absent), else the first
+    of ``choices`` present; a warning when several loss columns could be meant."""
     lowered = [h.strip().lower() for h in header]
-    for choice in choices:
-        if choice in lowered:
-            return lowered.index(choice)
-    return None
+    if named is not None:
+        if named.strip().lower() not in lowered:
+            raise InvalidCurveError(f"{path}: no column {named!r} (the {role} column asked for); columns: {header}.")
+        return lowered.index(named.strip().lower())
+    present = [c for c in choices if c in lowered]
+    if role == "loss" and len(present) > 1:
+        warnings.warn(f"{path.name}: several loss columns ({', '.join(present)}); using {present[0]!r}. "
+                      "Pass loss_col=... (CLI --loss-col) to choose another.", stacklevel=4)
+    return lowered.index(present[0]) if present else None
 
 
-def _read_table(path: Path, required: dict[str, tuple[str, ...]], optional: dict[str, tuple[str, ...]]):
-    """Numeric columns of a CSV file with a header row, by role (``{"step": (...aliases)}``)."""
+def _cells(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of text cells of a CSV file, or of a JSON Lines file (one object per line;
+    a key missing from a line is a blank cell)."""
     if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
-    with path.open(newline="") as f:
-        rows = [r for r in csv.reader(f) if any(cell.strip() for cell in r)]
-    if not rows:
+        raise FileNotFoundError(f"no such file: {path}" if not path.is_dir() else f"{path} is a folder, not a file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first column's name
+    except UnicodeDecodeError as e:
+        raise InvalidCurveError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start}).") from None
+    if path.suffix.lower() != ".jsonl":
+        rows = [r for r in csv.reader(text.splitlines()) if any(cell.strip() for cell in r)]
+        return (rows[0], rows[1:]) if rows else ([], [])
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InvalidCurveError(f"{path}: line {number} is not JSON ({e.msg}).") from None
+        if not isinstance(record, dict):
+            raise InvalidCurveError(f"{path}: line {number} is not a JSON object.")
+        records.append(record)
+    header = list(dict.fromkeys(key for record in records for key in record))
+    return header, [["" if r.get(key) is None else str(r[key]) for key in header] for r in records]
+
+
+def _read_table(path: Path, required: dict[str, tuple[str, ...]], optional: dict[str, tuple[str, ...]],
+                named: dict[str, str | None] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Numeric columns by role (``{"step": (...aliases)}``) of a CSV or JSON Lines file, each as
+    ``(values, present)``: a blank cell (a metric not logged on that row, as W&B exports have)
+    is absent, not an error; any other cell that is not a number is."""
+    named = named or {}
+    header, body = _cells(path)
+    if not header:
         raise InvalidCurveError(f"{path}: the file is empty.")
-    header, body = rows[0], rows[1:]
-    found = {role: _column(header, names) for role, names in {**required, **optional}.items()}
+    found = {role: _column(path, header, role, names, named.get(role)) for role, names in {**required, **optional}.items()}
     missing = [role for role in required if found[role] is None]
     if missing:
         raise InvalidCurveError(
@@ -128,16 +174,21 @@ def _read_table(path: Path, required: dict[str, tuple[str, ...]], optional: dict
     for role, c in found.items():
         if c is None:
             continue
-        column = np.empty(len(body))
+        column, present = np.full(len(body), np.nan), np.ones(len(body), bool)
         for i, row in enumerate(body):
+            cell = row[c].strip() if c < len(row) else ""
+            if not cell:
+                present[i] = False
+                continue
             try:
-                column[i] = float(row[c])
-            except (ValueError, IndexError):
-                cell = row[c] if c < len(row) else "<missing>"
+                column[i] = float(cell)
+            except ValueError:
                 raise InvalidCurveError(
                     f"{path}: row {i + 2}, column {header[c]!r}: not a number: {cell!r}."
                 ) from None
-        table[role] = column
+        table[role] = (column, present)
+    if not table["step"][1].all():
+        raise InvalidCurveError(f"{path}: row {int(np.argmin(table['step'][1])) + 2} has no step.")
     return table
 
 
@@ -147,14 +198,24 @@ def read_csv(
     schedule: Schedule | str | None = None,
     warmup: int | None = None,
     name: str | None = None,
+    step_col: str | None = None,
+    loss_col: str | None = None,
+    lr_col: str | None = None,
     **settings,
 ) -> LossCurve:
-    """Read a loss curve from a CSV file with a header row.
+    """Read a loss curve from a CSV file with a header row (or a JSON Lines file, one object per
+    logged step: :func:`read_jsonl`).
 
-    Columns (case-insensitive): ``step`` (or ``iter``), ``loss`` (or ``train_loss``/``val_loss``)
-    and optionally ``lr``, the learning rate at that step (the format of the Multi-Power Law
-    data). The schedule is ``schedule`` (an :class:`Schedule` or a spec string) when given,
-    otherwise it is rebuilt from the ``lr`` column (see :func:`schedule_from_samples`).
+    Columns are found by name (case-insensitive), or named with ``step_col``, ``loss_col`` and
+    ``lr_col`` (CLI ``--step-col`` ...): the step (``step``, ``_step``, ``iter``, ``Step``,
+    ``global_step``), the loss (``loss``, then validation before training: ``val_loss``,
+    ``val/loss``, ``eval/loss``, ..., ``train_loss``, ``train/loss``, and a TensorBoard scalar
+    export's ``Value``) and optionally the learning rate at that step (``lr``,
+    ``learning_rate``, ``train/lr``). That covers the Multi-Power Law CSVs, W&B history exports
+    (``_step,train/loss,lr``; blank cells, where a metric was not logged on that row, are
+    skipped) and TensorBoard scalar CSVs (``Wall time,Step,Value``). The schedule is
+    ``schedule`` (an :class:`Schedule` or a spec string) when given, otherwise it is rebuilt
+    from the ``lr`` column (see :func:`schedule_from_samples`).
 
     The run's settings come from optional columns ``batch_size``, ``weight_decay`` (or ``wd``)
     and ``momentum`` (or ``beta1``), each holding one value for the whole run; ``settings``
@@ -162,29 +223,96 @@ def read_csv(
     recorded nowhere take the model's values for unrecorded settings.
     """
     path = Path(path)
-    name = name or path.stem
-    table = _read_table(path, {"step": STEP_COLUMNS, "loss": LOSS_COLUMNS}, {"lr": LR_COLUMNS, **SETTING_COLUMNS})
+    table = _read_table(path, {"step": STEP_COLUMNS, "loss": LOSS_COLUMNS}, {"lr": LR_COLUMNS, **SETTING_COLUMNS},
+                        {"step": step_col, "loss": loss_col, "lr": lr_col})
+    return _curve_from_table(path, table, schedule, warmup, name or path.stem, settings)
+
+
+def _curve_from_table(path: Path, table: dict, schedule, warmup: int | None, name: str, settings: dict) -> LossCurve:
+    """A curve from the columns of :func:`_read_table` (roles step, loss and optionally lr and
+    the run settings)."""
+    steps = table["step"][0]
     recorded = {}
     for setting in SETTING_COLUMNS:
         if setting in table:
-            values = np.unique(table[setting])
+            values = np.unique(table[setting][0][table[setting][1]])
             if values.size > 1:
                 raise InvalidCurveError(
                     f"{path}: column {setting!r} changes within the run ({values[0]:g} to {values[-1]:g}); "
                     "a run has one value of each setting."
                 )
-            recorded[setting] = float(values[0])
+            if values.size:
+                recorded[setting] = float(values[0])
     if isinstance(schedule, str):
         schedule = parse_schedule(schedule)
     if schedule is None:
-        if "lr" not in table:
+        if "lr" not in table or not table["lr"][1].any():
             raise InvalidCurveError(
                 f"{path}: no 'lr' column and no schedule given; pass schedule=... "
                 "(CLI: --schedule SPEC) to say which learning rates produced this curve."
             )
-        schedule = schedule_from_samples(table["step"], table["lr"], warmup=warmup, name=name)
+        lr, logged = table["lr"]
+        # Held after the last logged LR, up to the last logged step of any column.
+        schedule = schedule_from_samples(steps[logged], lr[logged], total=max(int(np.max(steps)), 1), warmup=warmup,
+                                         name=name)
+    loss, logged = table["loss"]
+    if not logged.any():
+        raise InvalidCurveError(f"{path}: the loss column is blank on every row.")
     run = _run(path, schedule, {**recorded, **_given(settings)})
-    return LossCurve(table["step"], table["loss"], run, name=name, metadata={"source": str(path)})
+    return LossCurve(steps[logged], loss[logged], run, name=name, metadata={"source": str(path)})
+
+
+def read_tensorboard(
+    path: str | Path,
+    *,
+    loss_tag: str | None = None,
+    lr_tag: str | None = None,
+    schedule: Schedule | str | None = None,
+    warmup: int | None = None,
+    name: str | None = None,
+    **settings,
+) -> LossCurve:
+    """Read a loss curve from TensorBoard event files (a run folder, or one
+    ``events.out.tfevents.*`` file), with TensorBoard's own reader (``pip install
+    'optlaws[tensorboard]'``).
+
+    The loss and LR are scalar tags, found as :func:`read_csv` finds columns (``loss``,
+    ``val/loss``, ``train/loss``, ...; ``lr``, ``learning_rate``, ``train/lr``) or named with
+    ``loss_tag`` and ``lr_tag`` (CLI ``--loss-col``, ``--lr-col``). A step logged twice (a
+    resumed run) keeps its latest value.
+    """
+    try:
+        from tensorboard.backend.event_processing import event_accumulator
+    except ImportError:
+        raise ImportError("reading TensorBoard event files needs the `tensorboard` package: "
+                          "pip install 'optlaws[tensorboard]'") from None
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    accumulator = event_accumulator.EventAccumulator(str(path), size_guidance={event_accumulator.SCALARS: 0})
+    accumulator.Reload()
+    tags = accumulator.Tags().get("scalars", [])
+    if not tags:
+        raise InvalidCurveError(f"{path}: no scalar summaries in the event files.")
+    chosen = {"loss": _column(path, tags, "loss", LOSS_COLUMNS, loss_tag),
+              "lr": _column(path, tags, "lr", LR_COLUMNS, lr_tag)}
+    if chosen["loss"] is None:
+        raise InvalidCurveError(f"{path}: no loss tag among {tags}; pass loss_tag=... (CLI --loss-col).")
+    series = {role: {event.step: event.value for event in accumulator.Scalars(tags[i])}
+              for role, i in chosen.items() if i is not None}
+    steps = np.array(sorted(set().union(*series.values())), dtype=float)
+    table = {"step": (steps, np.ones(steps.size, bool))}
+    for role, values in series.items():
+        table[role] = (np.array([values.get(int(t), np.nan) for t in steps]), np.isin(steps, list(values)))
+    name = name or (path.name if path.is_dir() else path.parent.name)
+    return _curve_from_table(path, table, schedule, warmup, name, settings)
+
+
+def read_jsonl(path: str | Path, **kwargs) -> LossCurve:
+    """Read a loss curve from a JSON Lines log: one object per logged step, such as
+    ``{"step": 100, "train/loss": 3.2, "lr": 0.001}``. Keys are found as :func:`read_csv` finds
+    columns (and take the same options); a key missing from a line is not logged there."""
+    return read_csv(path, **kwargs)
 
 
 def _run(path: Path, schedule: Schedule, settings: dict) -> Run:
@@ -222,7 +350,8 @@ def read_schedule_csv(path: str | Path, *, warmup: int | None = None) -> Schedul
     """A schedule from a CSV file with columns ``step`` and ``lr`` (other columns are ignored)."""
     path = Path(path)
     table = _read_table(path, {"step": STEP_COLUMNS, "lr": LR_COLUMNS}, {})
-    return schedule_from_samples(table["step"], table["lr"], warmup=warmup, name=path.stem)
+    lr, logged = table["lr"]
+    return schedule_from_samples(table["step"][0][logged], lr[logged], warmup=warmup, name=path.stem)
 
 
 def schedule_from_config(config: dict, *, name: str = "config") -> Schedule:
@@ -342,15 +471,28 @@ def read_json(
 
 
 def read_curve(path: str | Path, **kwargs) -> LossCurve:
-    """Read a loss curve, choosing the reader from the file extension (``.csv``, ``.json``)."""
+    """Read a loss curve, choosing the reader from the file: ``.csv``, ``.json`` (a tracker
+    export), ``.jsonl``, or TensorBoard event files (a folder, or a name with ``tfevents``).
+
+    The column options ``step_col``, ``loss_col`` and ``lr_col`` apply to CSV and JSON Lines;
+    for event files ``loss_col`` and ``lr_col`` name the tags."""
     path = Path(path)
-    readers = {".csv": read_csv, ".json": read_json}
+    if path.is_dir() or "tfevents" in path.name:
+        tags = {"loss_tag": kwargs.pop("loss_col", None), "lr_tag": kwargs.pop("lr_col", None)}
+        kwargs.pop("step_col", None)
+        return read_tensorboard(path, **tags, **kwargs)
+    readers = {".csv": read_csv, ".json": read_json, ".jsonl": read_jsonl}
     reader = readers.get(path.suffix.lower())
     if reader is None:
         raise InvalidCurveError(
-            f"{path}: unknown file format {path.suffix or '(no extension)'!r}; "
-            f"readable formats: {', '.join(sorted(readers))}."
+            f"{path}: unknown file format {path.suffix or '(no extension)'!r}; readable formats: "
+            f"{', '.join(sorted(readers))} and TensorBoard event files."
         )
+    if reader is read_json:
+        columns = [k for k in ("step_col", "loss_col", "lr_col") if kwargs.pop(k, None) is not None]
+        if columns:
+            raise ValueError(f"{path}: {', '.join(columns)} name columns of a CSV, JSON Lines or event file; "
+                             "a tracker export's JSON has fixed keys (series='val' or 'train').")
     return reader(path, **kwargs)
 
 

@@ -38,8 +38,11 @@ def _read_curves(paths, args):
     curves = []
     for path in paths:
         options = {"schedule": args.schedule} if args.schedule else {}
-        if Path(path).suffix.lower() == ".csv" and args.warmup is not None:
+        if Path(path).suffix.lower() != ".json" and args.warmup is not None:
             options["warmup"] = args.warmup
+        for column in ("step_col", "loss_col", "lr_col"):
+            if getattr(args, column) is not None:
+                options[column] = getattr(args, column)
         curve = read_curve(path, **options, **_given_settings(args))
         curves.append(curve.since(args.from_step) if args.from_step else curve)
     return curves
@@ -349,9 +352,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "or JSON config), e.g. wsd:peak=3e-4,total=24000,warmup=2160")
         p.add_argument("--warmup", type=int, help="linear warmup steps before the first logged LR (CSV)")
         p.add_argument("--from-step", type=int, default=0, help="use only points at or after this step")
+        p.add_argument("--step-col", help="name of the step column (CSV, JSON Lines; default: found by name, "
+                       "e.g. step, _step, Step, iter)")
+        p.add_argument("--loss-col", help="name of the loss column or TensorBoard tag (default: loss, then "
+                       "val_loss, val/loss, ..., train/loss, Value)")
+        p.add_argument("--lr-col", help="name of the LR column or TensorBoard tag (default: lr, learning_rate, "
+                       "train/lr)")
 
     p = sub.add_parser("fit", help="fit a model to loss curves and write FITTED.json")
-    p.add_argument("curves", nargs="+", help="loss-curve files (.csv with step,lr,loss; .json export)")
+    p.add_argument("curves", nargs="+", help="loss-curve files: .csv (step,lr,loss or a W&B / TensorBoard "
+                   "export), .jsonl, .json tracker export, or TensorBoard event files / run folders")
     p.add_argument("--model", default="sde-adam", choices=sorted(MODELS), help="model to fit")
     p.add_argument("--out", required=True, help="where to write the fitted model (JSON)")
     p.add_argument("--free", help="comma-separated parameters to fit (default: the model's)")

@@ -1,10 +1,13 @@
+import csv
 import json
 import warnings
 
+import jax
 import numpy as np
 import pytest
 
 import optlaws
+from optlaws.cli import main
 
 LR = optlaws.constant(1e-3, 100)
 
@@ -71,7 +74,7 @@ def test_read_csv_with_spec(tmp_path):
         ("", {}, "empty"),
         ("step,loss\n", {}, "no data rows"),
         ("step,loss\n100,3.0\n", {}, "no 'lr' column and no schedule"),
-        ("iteration,value\n1,2\n", {}, "needs a header with column"),
+        ("epoch,metric\n1,2\n", {}, "needs a header with column"),
         ("step,lr,loss\n100,1e-3,abc\n", {}, "row 2, column 'loss': not a number"),
         ("step,lr,loss\n100,nan,3.0\n200,1e-3,2.9\n", {"warmup": 10}, "learning rate is nan at step 100"),
         ("step,lr,loss\n100,-1e-3,3.0\n200,1e-3,2.9\n", {"warmup": 10}, "negative learning rate"),
@@ -169,3 +172,79 @@ def test_sparse_lr_column_keeps_step_changes_sharp():
     rebuilt = np.asarray(optlaws.schedule_from_samples(logged, smooth[np.minimum(logged, 23999)], total=24000,
                                                         warmup=2160).lr)
     np.testing.assert_allclose(rebuilt[2200:23900], smooth[2200:23900], rtol=1e-3)
+
+
+def test_wandb_history_export_with_blank_cells_and_two_losses(tmp_path):
+    """W&B's history CSV: ``_step``, metrics logged on different rows (blank elsewhere)."""
+    path = tmp_path / "wandb_export.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["_step", "_runtime", "train/loss", "val/loss", "lr"])
+        for step in range(0, 1001, 100):
+            writer.writerow([step, step * 0.1, 5 - step / 500, "", 1e-3])
+            if step % 500 == 0 and step:
+                writer.writerow([step + 1, step * 0.1, "", 4.5 - step / 500, ""])
+    with pytest.warns(UserWarning, match="several loss columns \\(val/loss, train/loss\\); using 'val/loss'"):
+        val = optlaws.read_curve(path, warmup=50)
+    np.testing.assert_array_equal(val.steps, [501, 1001])
+    train = optlaws.read_curve(path, warmup=50, loss_col="train/loss")
+    assert len(train) == 11 and train.loss[0] == pytest.approx(5.0)  # step 0: the loss before any update
+    assert float(train.run.lr[600]) == pytest.approx(1e-3)
+    with pytest.raises(optlaws.InvalidCurveError, match="no column 'loss/train'"):
+        optlaws.read_curve(path, loss_col="loss/train")
+
+
+def test_tensorboard_scalar_csv_and_byte_order_mark(tmp_path):
+    path = tmp_path / "run-train-tag-loss.csv"
+    path.write_text("\ufeffWall time,Step,Value\n1700000000.0,100,3.5\n1700000010.0,200,3.2\n", encoding="utf-8")
+    curve = optlaws.read_curve(path, schedule="constant:peak=1e-3,total=200")
+    np.testing.assert_allclose(curve.loss, [3.5, 3.2])
+
+
+def test_json_lines_log(tmp_path):
+    path = tmp_path / "log.jsonl"
+    lines = [{"step": s, "loss": 4 - s / 1000, "learning_rate": 2e-3} for s in range(100, 1001, 100)]
+    lines.insert(3, {"step": 350, "grad_norm": 0.5})  # another metric on its own line
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    curve = optlaws.read_curve(path, warmup=100)
+    assert len(curve) == 10 and curve.run.total_steps == 1000
+    (tmp_path / "bad.jsonl").write_text('{"step": 1, "loss": 2}\n[1, 2]\n')
+    with pytest.raises(optlaws.InvalidCurveError, match="line 2 is not a JSON object"):
+        optlaws.read_curve(tmp_path / "bad.jsonl")
+
+
+def test_tensorboard_event_files_written_by_tensorboardx(tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    tensorboardX = pytest.importorskip("tensorboardX")
+    truth = optlaws.AdamModel(reference_lr=1e-3).replace(loss_inf=2.6, signal_amplitude=0.75,
+                                                         signal_exponent=0.46, noise_amplitude=300.0)
+    schedule = optlaws.wsd(1e-3, 2000, warmup=100, decay_frac=0.3)
+    steps = np.arange(100, 2001, 50)
+    with jax.enable_x64(True):
+        loss = np.asarray(truth.loss(schedule, steps))
+    writer = tensorboardX.SummaryWriter(str(tmp_path / "run1"))
+    for step in range(0, 2000, 10):
+        writer.add_scalar("train/lr", float(schedule.lr[step]), step)
+    for step, value in zip(steps, loss):
+        writer.add_scalar("train/loss", float(value), int(step))
+    writer.close()
+    curve = optlaws.read_curve(tmp_path / "run1")
+    assert curve.name == "run1" and len(curve) == steps.size
+    np.testing.assert_allclose(curve.loss, loss, rtol=1e-6)  # event files hold float32
+    np.testing.assert_allclose(np.asarray(curve.run.lr)[:1990], np.asarray(schedule.lr)[:1990], rtol=1e-5, atol=2e-6)
+    assert main(["evaluate", _fitted(tmp_path, truth), str(tmp_path / "run1"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["max_rel_error"] < 2e-3
+
+
+def _fitted(tmp_path, model):
+    path = tmp_path / "fitted.json"
+    optlaws.save_model(path, model)
+    return str(path)
+
+
+@pytest.mark.parametrize("steps, message", [("100,300,200", "not sorted"), ("100,200,200", "duplicate step 200")])
+def test_schedule_csv_is_checked_like_a_curve(tmp_path, steps, message):
+    path = tmp_path / "schedule.csv"
+    path.write_text("step,lr\n" + "".join(f"{s},1e-3\n" for s in steps.split(",")))
+    with pytest.raises(optlaws.InvalidCurveError, match=message):
+        optlaws.read_schedule_csv(path)
