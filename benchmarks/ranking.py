@@ -1,7 +1,7 @@
 """Ranking the 124M runs of Schaipp et al. at 25k steps from fits to their 15k-step runs.
 
-For each peak LR that has 15k-step runs (5e-4, 1e-3, 2e-3): fit ``AdamModel`` (default free
-parameters) to that LR's 15k runs plus the constant-LR trunk cut at step 15000, then rank the
+For each peak LR that has 15k-step runs (5e-4, 1e-3, 2e-3): fit ``AdamModel`` (the default free
+parameters, and with the structural ones free as well) to that LR's 15k runs plus the constant-LR trunk cut at step 15000, then rank the
 LR's 25k runs (WSD with 10-90% linear or 1-sqrt cooldowns, cosine to 10% and to 0) with
 ``optlaws.rank`` by their loss at the last logged step (24800). Reported: Spearman rank
 correlation of predicted vs real loss, regret of the predicted best (its real loss minus the
@@ -27,6 +27,7 @@ from _common import data_root, machine, schaipp_runs, spearman, write_section
 LRS = ("0.0005", "0.001", "0.002")
 TRUNK_CUT = 15000
 STRUCTURAL = ("noise_exponent", "norm_init", "mobility_exponent")
+CONFIGS = {"default free": optlaws.AdamModel.default_free, "+ structural": optlaws.AdamModel.default_free + STRUCTURAL}
 
 
 def short_name(curve) -> str:
@@ -114,22 +115,22 @@ def main():
     args = parser.parse_args()
     root = data_root()
     rows = {}
-    for lr in LRS:
-        rows[f"{float(lr):g}"] = evaluate(training_runs(root, lr), schaipp_runs(root, lr, horizon=25000),
-                                          optlaws.AdamModel.default_free)
-        print(lr, rows[f"{float(lr):g}"], flush=True)
+    for config, free in CONFIGS.items():
+        for lr in LRS:
+            rows[f"{float(lr):g}, {config}"] = evaluate(training_runs(root, lr), schaipp_runs(root, lr, horizon=25000),
+                                                        free)
+            print(lr, config, rows[f"{float(lr):g}, {config}"], flush=True)
     every = [c for lr in LRS for c in training_runs(root, lr)]
     every.append(schaipp_runs(root, "0.0001", horizon=50000)[0].until(TRUNK_CUT))
     rows["all four, one landscape"] = evaluate(every, schaipp_runs(root, horizon=25000),
                                                optlaws.AdamModel.default_free + STRUCTURAL)
     print(rows["all four, one landscape"], flush=True)
-    per_lr = [rows[f"{float(lr):g}"] for lr in LRS]
     lines = [
         f"Machine: {machine()}. Fitted on each peak LR's 15k-step runs plus its constant trunk cut at "
         f"{TRUNK_CUT}; ranked: that LR's 25k runs by the loss at step 24800 (`optlaws.rank`, 90% band, 64 "
         "joint draws). 1e-4 has no 15k runs: it enters only the last row (its trunk in the fit, its 25k runs "
         "ranked).\n",
-        "| peak LR | 25k runs | rank corr | regret (nats) | top-1 | top-2 | mean abs error | p_best of the real "
+        "| peak LR, free parameters | 25k runs | rank corr | regret (nats) | top-1 | top-2 | mean abs error | p_best of the real "
         "best | real best / picked | fit + rank s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -137,12 +138,13 @@ def main():
         lines.append(f"| {name} | {row['runs']} | {row['rank corr']:.3f} | {row['regret']:.4f} | "
                      f"{'yes' if row['top-1'] else 'no'} | {'yes' if row['top-2'] else 'no'} | {row['error']:.3%} | "
                      f"{row['p_best']:.2f} | {row['best']} / {row['picked']} | {row['seconds']:.0f} |")
-    lines += [
-        "",
-        f"Per peak LR: mean rank correlation {np.mean([r['rank corr'] for r in per_lr]):.3f}, mean regret "
-        f"{np.mean([r['regret'] for r in per_lr]):.4f}, top-1 {sum(r['top-1'] for r in per_lr)}/{len(per_lr)}, "
-        f"top-2 {sum(r['top-2'] for r in per_lr)}/{len(per_lr)}.",
-    ]
+    lines.append("")
+    for config in CONFIGS:
+        per_lr = [rows[f"{float(lr):g}, {config}"] for lr in LRS]
+        lines.append(f"Per peak LR, {config}: mean rank correlation {np.mean([r['rank corr'] for r in per_lr]):.3f}, "
+                     f"mean regret {np.mean([r['regret'] for r in per_lr]):.4f}, top-1 "
+                     f"{sum(r['top-1'] for r in per_lr)}/{len(per_lr)}, top-2 {sum(r['top-2'] for r in per_lr)}/"
+                     f"{len(per_lr)}, mean abs error {np.mean([r['error'] for r in per_lr]):.3%}.")
     lines += [
         "",
         f"`optlaws plan` from each LR's constant trunk observed to step {TRUNK_CUT}, to 25000 steps (same fits). "
@@ -150,13 +152,15 @@ def main():
         "Errors: their loss at step 24800 predicted from the checkpoint, times the anchor (observed over "
         "predicted loss at 15000) and without it.",
         "",
-        "| peak LR | real continuations | plan ranks the real best first | mean abs error (anchored / not) | "
+        "| peak LR, free parameters | real continuations | plan ranks the real best first | mean abs error (anchored / not) | "
         "anchor | plan's advice: cooldown, predicted final loss | real best |",
         "|---|---|---|---|---|---|---|",
     ]
-    for lr in LRS:
-        check = rows[f"{float(lr):g}"]["plan"]
-        lines.append(f"| {float(lr):g} | {check['reachable']} | {'yes' if check['real best first'] else 'no'} | "
+    for key, row in rows.items():
+        check = row["plan"]
+        if check is None:
+            continue
+        lines.append(f"| {key} | {check['reachable']} | {'yes' if check['real best first'] else 'no'} | "
                      f"{check['error']:.3%} / {check['error unanchored']:.3%} | {check['anchor']:.4f} | "
                      f"{check['advice']} | {check['real best']} |")
     text = "\n".join(lines)

@@ -76,10 +76,33 @@ def naive_rate(total: int, x64: bool, steps) -> float:
         return total / timed(lambda: evaluate(lr), budget=5.0)
 
 
+def rank_seconds(count: int, total: int) -> tuple[float, float]:
+    """Seconds of ``optlaws.rank`` on ``count`` WSD candidates of ``total`` steps with a 90% band
+    and p_best from 64 joint draws of a made-up uncertainty (first call, with compilation, and a
+    second one)."""
+    model = MODELS["sde-adam (64 modes)"]()
+    free = ("noise_amplitude", "signal_exponent")
+    with jax.enable_x64(True):
+        parameters = optlaws.ParameterMap.of(model, free)
+        uncertainty = optlaws.ParameterUncertainty(parameters, parameters.to_theta(model),
+                                                   np.diag([0.04, 0.0004]), 0.002)
+    fracs = np.linspace(0.05, 0.5, count)
+    candidates = [optlaws.wsd(PEAK, total, decay_frac=float(f), warmup=total // 10) for f in fracs]
+    seconds = []
+    for _ in range(2):
+        started = time.perf_counter()
+        optlaws.rank(model, candidates, uncertainty=uncertainty, chunk_size=1024, progress_bar=False)
+        seconds.append(time.perf_counter() - started)
+    return seconds[0], seconds[1]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batches", default="1000", help="comma-separated batch sizes (default 1000)")
     parser.add_argument("--total", type=int, default=24000, help="steps per schedule (default 24000)")
+    parser.add_argument("--rank", default="1000x24000",
+                        help="COUNTxSTEPS: also time optlaws.rank on COUNT candidates of STEPS steps (default "
+                             "1000x24000; '' to skip)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
@@ -118,6 +141,12 @@ def main():
         f"over the naive sum on the same {EVERY}-step grid: "
         f"{sde[False] / naive[f'every {EVERY}th step'][False]:,.0f}x (float32).",
     ]
+    if args.rank:
+        count, total = (int(v) for v in args.rank.split("x"))
+        first, second = rank_seconds(count, total)
+        lines += ["", f"`optlaws.rank` of {count:,} WSD candidates x {total:,} steps (float64, chunks of 1024, "
+                  f"90% band and p_best from 64 joint draws): {first:.1f} s with compilation, {second:.1f} s "
+                  f"after ({count * total * 65 / second:,.0f} schedule-steps/s counting the draws)."]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
