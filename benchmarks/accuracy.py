@@ -70,7 +70,7 @@ def run(model_name, size, protocol, root):
 def published_mpl(size, root):
     """The MPL paper's own fitted parameters, evaluated here on its 3-curve protocol's held-out curves."""
     curves = {n: optlaws.load_mpl(size, n, root=root) for n in optlaws.MPL_CURVES}
-    with jax.enable_x64(True):  # keep the published digits
+    with optlaws.float64():  # keep the published digits
         model = optlaws.MultiPowerLaw(num_rates=256, **PUBLISHED_MPL_PARAMETERS[size])
     rows, _ = score(model, curves, [n for n in curves if n not in PROTOCOLS["3"]])
     return rows

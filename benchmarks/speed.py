@@ -40,7 +40,7 @@ def throughput(model, batch, total=24000, every=128):
     """Schedule-steps per second for ``batch`` WSD schedules (a decay-fraction grid), jitted and vmapped."""
     fracs = jnp.linspace(0.05, 0.5, batch)
     steps = np.arange(every, total + 1, every)
-    with jax.enable_x64(True):
+    with optlaws.float64():
         lrs = jax.vmap(lambda f: optlaws.wsd(3e-4, total, decay_frac=f, warmup=2160).lr)(fracs)
         run = jax.jit(jax.vmap(lambda lr: model.loss(lr, steps)))
         run(lrs).block_until_ready()
@@ -52,7 +52,7 @@ def loss_drop_timing(total=24000):
     """Seconds for MPL's loss-drop term of one schedule: the O(T) recurrences vs the direct O(T^2) sum."""
     schedule = optlaws.cosine(3e-4, total, warmup=2160, final=3e-5)
     rows = []
-    with jax.enable_x64(True):
+    with optlaws.float64():
         lr = jnp.asarray(schedule.lr)
         for num_rates in (96, 256):
             law = optlaws.MultiPowerLaw(num_rates=num_rates)

@@ -28,6 +28,7 @@ from ._model import AbstractLossModel, Parameter, ParameterMap
 from ._optimise import OptimisedSchedule, family_specs, optimise, shares_schedule
 from ._plan import Plan, plan
 from ._plot import plot_curves
+from ._precision import float64
 from ._predict import Prediction, predict
 from ._problems import LeastSquaresProblem
 from ._rank import Ranking, rank

@@ -19,6 +19,7 @@ from ._metrics import CurveMetrics, evaluate
 from ._plot import plot_curves
 from ._predict import Prediction, predict
 from ._problems import LeastSquaresProblem
+from ._progress import status
 from ._run import Run
 from ._schedules import constant, cosine, inverse_sqrt, step_decay, wsd
 from ._sde.models import SGDModel
@@ -67,13 +68,16 @@ def run_example(out: str | Path | None = None, *, seeds: int = 16, progress: boo
     def run(schedule):
         return Run(schedule, momentum=MOMENTUM)
 
-    train = [problem.train(optimizer, run(s), seeds=seeds, key=i, name=s.name).since(WARMUP)
-             for i, s in enumerate(train_schedules)]
+    with status(f"training {len(train_schedules)} schedules x {seeds} seeds with optax", enabled=progress):
+        train = [problem.train(optimizer, run(s), seeds=seeds, key=i, name=s.name).since(WARMUP)
+                 for i, s in enumerate(train_schedules)]
     result = fit(SGDModel(), train, progress=progress)
-    predictions = [predict(result.model, run(s), name=s.name) for s in held_out]
-    truth = [problem.train(optimizer, run(s), seeds=seeds, key=10 + i, name=s.name).since(WARMUP)
-             for i, s in enumerate(held_out)]
-    metrics = evaluate(result.model, truth)
+    with status(f"predicting {len(held_out)} held-out schedules", enabled=progress):
+        predictions = [predict(result.model, run(s), name=s.name) for s in held_out]
+    with status(f"training the {len(held_out)} held-out schedules to compare", enabled=progress):
+        truth = [problem.train(optimizer, run(s), seeds=seeds, key=10 + i, name=s.name).since(WARMUP)
+                 for i, s in enumerate(held_out)]
+        metrics = evaluate(result.model, truth)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

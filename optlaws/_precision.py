@@ -19,7 +19,15 @@ __all__ = ["float64", "in_float64"]
 
 def float64() -> contextlib.AbstractContextManager:
     """A context in which JAX computes in float64 (``jax.enable_x64``, or its experimental
-    predecessor on older JAX)."""
+    predecessor on JAX < 0.8), for user code that evaluates a model directly in double precision.
+
+    Example:
+        >>> import optlaws
+        >>> with optlaws.float64():
+        ...     loss = optlaws.AdamModel().loss(optlaws.constant(1e-3, 100), [100])
+        >>> str(loss.dtype)
+        'float64'
+    """
     enable = getattr(jax, "enable_x64", None)
     if enable is None:  # JAX < 0.8
         from jax.experimental import enable_x64 as enable

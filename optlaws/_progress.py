@@ -4,21 +4,45 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import Progress
 
+# Seconds between the lines that say a long step is still running, when stderr is not a terminal.
+HEARTBEAT_SECONDS = 5.0
+
 
 @contextlib.contextmanager
 def status(description: str, *, enabled: bool = True) -> Iterator[None]:
-    """A spinner with ``description`` on stderr while the block runs (when ``enabled`` and
-    stderr is a terminal): for one long jitted call, which has no steps to count."""
-    if not enabled or not sys.stderr.isatty():
+    """Report that the block runs, on stderr (when ``enabled``): for one long jitted call, which
+    has no steps to count. On a terminal, a spinner; otherwise (piped, CI, nohup) a line when it
+    starts, one every ``HEARTBEAT_SECONDS`` while it runs, and one when it ends, so that a log
+    shows that the job is alive."""
+    if not enabled:
         yield
         return
-    with Console(stderr=True).status(description):
+    if sys.stderr.isatty():
+        with Console(stderr=True).status(description):
+            yield
+        return
+    stream, started, stop = sys.stderr, time.monotonic(), threading.Event()
+    print(f"{description} ...", file=stream, flush=True)
+
+    def heartbeat():
+        while not stop.wait(HEARTBEAT_SECONDS):
+            print(f"{description}: running for {time.monotonic() - started:.0f} s", file=stream, flush=True)
+
+    thread = threading.Thread(target=heartbeat, daemon=True)
+    thread.start()
+    try:
         yield
+    finally:
+        stop.set()
+        thread.join()
+        print(f"{description}: done in {time.monotonic() - started:.1f} s", file=stream, flush=True)
 
 
 @contextlib.contextmanager

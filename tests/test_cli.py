@@ -1,6 +1,5 @@
 import json
 
-import jax
 import numpy as np
 import pytest
 
@@ -14,7 +13,7 @@ def write_curves(folder, truth, schedules, steps):
     """Curves of ``truth`` under ``schedules``, written in the Multi-Power Law CSV format (``step,lr,loss``)."""
     paths = {}
     for name, s in schedules.items():
-        with jax.enable_x64(True):
+        with optlaws.float64():
             loss = np.asarray(truth.loss(s.lr, steps))
         paths[name] = folder / f"{name}.csv"
         optlaws.write_csv(paths[name], steps, loss, np.asarray(s.lr)[steps - 1])
@@ -137,7 +136,7 @@ def write_json_run(path, truth, schedule_config, weight_decay, steps):
     """A tracker JSON export (the llm-baselines layout) of ``truth``'s loss under a run."""
     config = {"lr": 1e-3, "iterations": 3000, "warmup_steps": 200, "batch_size": 32, "acc_steps": 2,
               "beta1": 0.9, "weight_decay": weight_decay, **schedule_config}
-    with jax.enable_x64(True):
+    with optlaws.float64():
         run = optlaws.Run(optlaws.schedule_from_config(config), weight_decay=weight_decay)
         loss = np.asarray(truth.loss(run, steps))
     path.write_text(json.dumps({"config": config, "history": {"val": {"iter": steps.tolist(),

@@ -2,7 +2,6 @@ import csv
 import json
 import warnings
 
-import jax
 import numpy as np
 import pytest
 
@@ -220,7 +219,7 @@ def test_tensorboard_event_files_written_by_tensorboardx(tmp_path, capsys):
                                                          signal_exponent=0.46, noise_amplitude=300.0)
     schedule = optlaws.wsd(1e-3, 2000, warmup=100, decay_frac=0.3)
     steps = np.arange(100, 2001, 50)
-    with jax.enable_x64(True):
+    with optlaws.float64():
         loss = np.asarray(truth.loss(schedule, steps))
     writer = tensorboardX.SummaryWriter(str(tmp_path / "run1"))
     for step in range(0, 2000, 10):

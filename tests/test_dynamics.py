@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import optlaws
 from optlaws._sde.dynamics import (
     heavy_ball_equilibrium_factor,
     heavy_ball_log_contraction,
@@ -35,7 +36,7 @@ CASES = [(x, mu) for mu in (0.0, 0.5, 0.9) for x in (1e-4, 0.01, 0.3, 1.0, 1.9)]
 @pytest.mark.parametrize("x, mu", CASES)
 def test_contraction_is_largest_squared_root(x, mu):
     rho = np.max(np.abs(np.linalg.eigvals(transition(x, mu)))) ** 2
-    with jax.enable_x64(True):
+    with optlaws.float64():
         got = float(jnp.exp(heavy_ball_log_contraction(x, mu)))
     assert got == pytest.approx(rho, rel=1e-9, abs=1e-12)
 
@@ -44,7 +45,7 @@ def test_contraction_is_largest_squared_root(x, mu):
 def test_equilibrium_factor_matches_lyapunov_fixed_point(x, mu):
     # alpha = 1, h = x: small-step stationary loss is alpha/(1-mu) * noise_var/4.
     exact = stationary_loss(x, mu, h=x)
-    with jax.enable_x64(True):
+    with optlaws.float64():
         q = float(heavy_ball_equilibrium_factor(x, mu))
     assert exact == pytest.approx(q / (1 - mu) / 4, rel=1e-6)
 

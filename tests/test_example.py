@@ -1,10 +1,30 @@
+import time
+
 import numpy as np
 
+from optlaws import _progress
 from optlaws._example import run_example
 
 
-def test_builtin_example_predicts_held_out_schedules(tmp_path):
-    result = run_example(tmp_path, seeds=8, progress=False)
+def test_status_lines_say_a_long_step_is_alive_when_piped(monkeypatch, capsys):
+    monkeypatch.setattr(_progress, "HEARTBEAT_SECONDS", 0.05)
+    with _progress.status("compiling"):
+        time.sleep(0.3)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "compiling ..." and lines[-1].startswith("compiling: done in")
+    assert sum("compiling: running for" in line for line in lines) >= 3
+    with _progress.status("quiet", enabled=False):
+        pass
+    assert capsys.readouterr().err == ""
+
+
+def test_builtin_example_predicts_held_out_schedules(tmp_path, capsys):
+    result = run_example(tmp_path, seeds=8)
+    # Piped (not a terminal), each phase says when it starts and ends.
+    log = capsys.readouterr().err
+    for phase in ("training 2 schedules x 8 seeds", "fitting SGDModel", "predicting 3 held-out",
+                  "training the 3 held-out"):
+        assert f"{phase}" in log and log.count("done in") >= 4, log
     assert all(m.mean_rel_error < 0.01 for m in result.metrics), result.table()
     # WSD and 8-1-1 end within seed noise of each other; inverse-sqrt is clearly worse.
     predicted = [p.name for p in sorted(result.predictions, key=lambda p: p.final_loss)]

@@ -1,4 +1,3 @@
-import jax
 import numpy as np
 import pytest
 
@@ -18,7 +17,7 @@ def synthetic_curves(model, names=("constant", "cosine"), noise=0.0, seed=0):
     for name in names:
         s = schedules[name]
         steps = np.arange(2176, 24000, 128)
-        with jax.enable_x64(True):
+        with optlaws.float64():
             loss = np.asarray(model.loss(s.lr, steps))
         loss = loss * (1 + noise * rng.standard_normal(loss.shape))
         curves.append(optlaws.LossCurve(steps, loss, s, name=name))

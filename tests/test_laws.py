@@ -20,7 +20,7 @@ STEPS = np.arange(600, 6001, 100)
 @pytest.mark.parametrize("name", list(SCHEDULES))
 @pytest.mark.parametrize("beta, gamma", [(0.6, 0.65), (1.5, 0.0), (0.3, -0.2)])
 def test_fast_loss_drop_equals_direct_double_sum(name, beta, gamma):
-    with jax.enable_x64(True):
+    with optlaws.float64():
         law = optlaws.MultiPowerLaw(drop_scale=2.0, drop_exponent=beta, lr_exponent=gamma, num_rates=256)
         lr = jnp.asarray(SCHEDULES[name].lr, dtype=jnp.float64)
         fast = np.asarray(law.loss_drop_sum(lr))[STEPS - 1]
@@ -35,7 +35,7 @@ def test_annealing_area_is_the_momentum_of_lr_drops():
     for i in range(len(lr)):
         m = lam * m + (lr[i - 1] - lr[i] if i > 0 else 0.0)
         s2.append(s2[-1] + m)
-    with jax.enable_x64(True):
+    with optlaws.float64():
         law = optlaws.AnnealingLaw(memory=50.0)
         got = np.asarray(law.annealing_area(jnp.asarray(lr)))
     np.testing.assert_allclose(got, s2, rtol=1e-10, atol=1e-18)
@@ -56,7 +56,7 @@ def reference_bound(etas, distance):
 def test_convex_bound_matches_the_papers_code():
     lr = np.asarray(SCHEDULES["cosine"].lr, dtype=float)
     steps = np.array([700, 2500, 6000])
-    with jax.enable_x64(True):
+    with optlaws.float64():
         law = optlaws.ConvexBound(distance=3.0)
         got = np.asarray(law.bound(lr, steps))
     expected = [reference_bound(lr[:t].copy(), 3.0) for t in steps]
@@ -79,7 +79,7 @@ def test_each_law_recovers_its_own_parameters(name):
     curves = []
     for key in ("constant", "cosine", "wsd"):
         s = SCHEDULES[key]
-        with jax.enable_x64(True):
+        with optlaws.float64():
             loss = np.asarray(truth.loss(s.lr, STEPS))
         curves.append(optlaws.LossCurve(STEPS, loss, s, name=key))
     result = optlaws.fit(cls(), curves, progress=False)
@@ -87,7 +87,7 @@ def test_each_law_recovers_its_own_parameters(name):
         assert result.values[key] == pytest.approx(value, rel=tolerance), key
     assert max(m.max_rel_error for m in result.curves) < 1e-5
     held_out = SCHEDULES["two_phase"]
-    with jax.enable_x64(True):
+    with optlaws.float64():
         true_curve = np.asarray(truth.loss(held_out.lr, STEPS))
     predicted = optlaws.predict(result.model, held_out, steps=STEPS).loss
     assert np.max(np.abs(predicted - true_curve) / true_curve) < 1e-4

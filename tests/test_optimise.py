@@ -2,7 +2,6 @@
 
 import json
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -26,7 +25,7 @@ def mpl_like_model():
        peak=st.floats(1e-5, 1.0), min_share=st.floats(0.0, 0.9), warmup=st.integers(0, 50))
 def test_shares_schedule_never_rises_after_warmup_and_keeps_its_bounds(logits, peak, min_share, warmup):
     min_lr = min_share * peak
-    with jax.enable_x64(True):
+    with optlaws.float64():
         lr = np.asarray(optlaws.shares_schedule(jnp.asarray(logits), peak_lr=peak, min_lr=min_lr, warmup=warmup,
                                                 total_steps=200))
     after = lr[warmup:]
@@ -47,7 +46,7 @@ def test_optimised_schedule_from_a_linear_decay_beats_cosine_and_looks_like_wsd(
     assert result.history[-1] < result.history[0] - 1e-3  # a real improvement over the linear decay
     lr = np.asarray(result.schedule.lr) / peak
     assert lr[int(0.6 * total)] > 0.95 and lr[-1] < 0.05
-    with jax.enable_x64(True):
+    with optlaws.float64():
         cosine = float(mpl_like_model().loss(optlaws.cosine(peak, total, warmup=500, final=0.1 * peak), [total])[0])
     assert result.final_loss < cosine
 
@@ -64,7 +63,7 @@ def test_linear_decay_to_zero_beats_cosine_to_ten_percent_at_long_horizons():
     """Bergsma et al. 2025 (Straight to Zero): at long horizons linear decay to zero beats cosine to
     10% of the peak."""
     model = mpl_like_model()
-    with jax.enable_x64(True):
+    with optlaws.float64():
         for total in (50_000, 200_000):
             linear = float(model.loss(optlaws.linear(3e-4, total, warmup=2000, final=0.0), [total])[0])
             cosine = float(model.loss(optlaws.cosine(3e-4, total, warmup=2000, final=3e-5), [total])[0])

@@ -2,7 +2,6 @@
 
 import json
 
-import jax
 import numpy as np
 import pytest
 
@@ -20,7 +19,7 @@ def observed_trunk(until=1500, scale=1.0):
     """A constant-LR run of the truth model observed every 50 steps up to ``until``."""
     schedule = optlaws.constant(1e-3, 3000, warmup=100)
     steps = np.arange(200, until + 1, 50)
-    with jax.enable_x64(True):
+    with optlaws.float64():
         loss = scale * np.asarray(truth_model().loss(schedule, steps))
     return optlaws.LossCurve.from_arrays(steps, loss, schedule, name="trunk")
 
@@ -35,7 +34,7 @@ def test_plan_ranks_the_continuations_as_the_model_predicts_them():
     # Every continuation is the observed prefix then the cooldown: its loss is the truth's.
     best = rows[0]
     schedule = optlaws.wsd(1e-3, 3000, warmup=100, decay_frac=best["length"] / 3000, shape=best["shape"])
-    with jax.enable_x64(True):
+    with optlaws.float64():
         assert float(truth_model().loss(schedule, [3000])[0]) == pytest.approx(best["final_loss"], rel=3e-5)
     finals = [r["final_loss"] for r in rows]
     assert finals == sorted(finals)

@@ -2,7 +2,6 @@
 
 import json
 
-import jax
 import numpy as np
 import pytest
 
@@ -24,14 +23,14 @@ def candidates(total=3000):
 
 def uncertainty_of(model):
     parameters = optlaws.ParameterMap.of(model, ("noise_amplitude", "signal_exponent"))
-    with jax.enable_x64(True):
+    with optlaws.float64():
         return optlaws.ParameterUncertainty(parameters, parameters.to_theta(model), np.diag([0.04, 0.0004]), 0.002)
 
 
 def test_ranking_sorts_the_models_own_predictions_whatever_the_chunks():
     model = truth_model()
     runs = candidates()
-    with jax.enable_x64(True):
+    with optlaws.float64():
         finals = [float(model.loss(r, [r.total_steps])[0]) for r in runs]
     ranking = optlaws.rank(model, runs, band=None, progress_bar=False)
     assert list(ranking.index) == list(np.argsort(finals))
@@ -94,7 +93,7 @@ def test_search_on_the_command_line(tmp_path, capsys):
     assert len(rows) == 4 and rows[0]["final_loss"] <= rows[1]["final_loss"] <= rows[3]["final_loss"]
     assert rows[0]["schedule"].startswith("wsd:warmup=100,decay_frac=") and rows[0]["p_best"] is None
     spec = optlaws.parse_schedule(rows[0]["schedule"])
-    with jax.enable_x64(True):
+    with optlaws.float64():
         assert float(truth_model().loss(spec, [3000])[0]) == pytest.approx(rows[0]["final_loss"], rel=3e-5)
 
     listed = tmp_path / "candidates.txt"

@@ -40,7 +40,7 @@ def test_unrecorded_settings_take_the_models_values():
     model = truth_model(reference_batch_size=256.0)
     schedule = optlaws.cosine(3e-4, 4000, warmup=200)
     explicit = optlaws.Run(schedule, batch_size=256.0, weight_decay=0.1, momentum=0.9)
-    with jax.enable_x64(True):
+    with optlaws.float64():
         np.testing.assert_array_equal(model.loss(schedule, [4000]), model.loss(explicit, [4000]))
         assert model.loss(explicit.replace(weight_decay=0.0), [4000]) != model.loss(explicit, [4000])
         assert model.loss(explicit.replace(batch_size=64.0), [4000]) != model.loss(explicit, [4000])
@@ -82,14 +82,14 @@ def test_batched_float32_agrees_with_float64():
         return np.asarray(jax.jit(jax.vmap(lambda r: model.loss(r, steps)))(runs))
 
     single = losses()
-    with jax.enable_x64(True):
+    with optlaws.float64():
         double = losses()
     assert single.dtype == np.float32 and double.dtype == np.float64
     assert np.max(np.abs(single - double) / double) < 1e-4
 
 
 def synthetic(model, runs, steps=np.arange(2176, 24000, 256)):
-    with jax.enable_x64(True):
+    with optlaws.float64():
         return [optlaws.LossCurve(steps, np.asarray(model.loss(run, steps)), run, name=name)
                 for name, run in runs.items()]
 
@@ -142,7 +142,7 @@ def test_fit_reuses_its_objective():
     truth = truth_model()
     curves = synthetic(truth, {"cosine": optlaws.cosine(3e-4, 24000, final=3e-5, warmup=2160)})
     result = optlaws.fit(optlaws.AdamModel(), curves, num_starts=2, progress=False)
-    with jax.enable_x64(True):
+    with optlaws.float64():
         theta = jnp.asarray(result.theta)
         assert float(result.problem.objective(theta)) == pytest.approx(result.objective, rel=1e-9, abs=1e-18)
         assert result.problem.model(theta).values() == result.model.values()
@@ -172,7 +172,7 @@ def test_band_holds_the_truth_of_noisy_curves():
                          progress=False)
     held = optlaws.wsd(3e-4, 24000, warmup=2160, decay_frac=0.2, final=3e-5)
     pred = optlaws.predict(result, held, steps=[12000, 24000], band=0.9)
-    with jax.enable_x64(True):
+    with optlaws.float64():
         true = np.asarray(truth.loss(held, [12000, 24000]))
     assert np.all(pred.loss_low <= true) and np.all(true <= pred.loss_high)
     assert np.all(pred.loss_low < pred.loss) and np.all(pred.loss < pred.loss_high)
@@ -200,7 +200,7 @@ def test_leave_one_curve_out_discrepancy_matches_refits():
     result = optlaws.fit(optlaws.AdamModel(), curves, num_starts=2, progress=False)
     assert result.discrepancy_source == "leave-one-curve-out"
     problem = result.problem
-    with jax.enable_x64(True):
+    with optlaws.float64():
         res, jac, _ = _linearised(problem, result.theta)
         index = np.asarray(problem.curve_index)
         linear, refitted = [], []
@@ -231,7 +231,7 @@ def test_discrepancy_widens_the_band_as_a_lognormal_error():
     quantiles of a log-normal error, to the sampling error of 4096 draws."""
     model = truth_model()
     parameters = optlaws._model.ParameterMap.of(model, ("loss_inf",))
-    with jax.enable_x64(True):
+    with optlaws.float64():
         theta = parameters.to_theta(model)
         uncertainty = optlaws.ParameterUncertainty(parameters, theta, jnp.zeros((1, 1)), 0.01)
         run = optlaws.Run(optlaws.cosine(3e-4, 4000, warmup=200))

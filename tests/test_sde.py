@@ -24,7 +24,7 @@ def windows(steps, values, edges):
 def test_blocks_change_predictions_by_parts_per_million():
     schedule = optlaws.cosine(3e-4, 72000, final=3e-5, warmup=2160)
     steps = np.arange(2176, 72000, 128)
-    with jax.enable_x64(True):
+    with optlaws.float64():
         coarse = np.asarray(MPL_LIKE.loss(schedule.lr, steps))
         exact = np.asarray(dataclasses.replace(MPL_LIKE, block=1).loss(schedule.lr, steps))
     assert np.max(np.abs(coarse - exact) / exact) < 1e-5
@@ -34,7 +34,7 @@ def test_float32_agrees_with_float64():
     schedule = optlaws.wsd(3e-4, 24000, warmup=2160, decay_frac=0.2, final=3e-5)
     steps = np.arange(2176, 24000, 128)
     single = np.asarray(MPL_LIKE.loss(schedule.lr, steps))
-    with jax.enable_x64(True):
+    with optlaws.float64():
         double = np.asarray(MPL_LIKE.loss(schedule.lr, steps))
     assert single.dtype == np.float32
     assert np.max(np.abs(single - double) / double) < 1e-5
@@ -55,7 +55,7 @@ def test_vmap_over_schedules_and_parameters():
 def test_gradients_match_finite_differences():
     schedule = optlaws.cosine(3e-4, 5000, final=3e-5, warmup=200)
     steps = np.array([5000])
-    with jax.enable_x64(True):
+    with optlaws.float64():
         lr = jnp.asarray(schedule.lr, dtype=jnp.float64)
         model = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64) if eqx_array(x) else x, MPL_LIKE)
 
@@ -102,7 +102,7 @@ def test_batch_size_scaling_rules():
                             batch_size=64.0, weight_decay=0.0)
         large = optlaws.Run(optlaws.constant(1e-3 * lr_factor, 500) + optlaws.constant(2e-4 * lr_factor, 500),
                             batch_size=256.0, weight_decay=0.0)
-        with jax.enable_x64(True):
+        with optlaws.float64():
             np.testing.assert_allclose(model.loss(small, steps), model.loss(large, quarter), rtol=1e-9)
 
 
@@ -110,7 +110,7 @@ def test_weight_norm_dynamics_of_adamw():
     """lr_eff = lr / sqrt(z): z relaxes to lr / reference_lr at rate 2 lr lambda, so the effective
     LR falls while the norm grows and settles at sqrt(lr * reference_lr)."""
     flat = optlaws.constant(3e-4, 200000)
-    with jax.enable_x64(True):
+    with optlaws.float64():
         eff = np.asarray(MPL_LIKE.effective_lr(flat.lr))
         quarter = np.asarray(MPL_LIKE.effective_lr(optlaws.constant(7.5e-5, 800000).lr))
         no_decay = np.asarray(MPL_LIKE.effective_lr(optlaws.Run(flat, weight_decay=0.0)))
@@ -128,7 +128,7 @@ def test_mobility_sets_relaxation_rate_not_noise_floor():
     h, weight, high, low = 40.0, 2.0, 1e-3, 1e-4
     steps = np.array([10, 100, 1000, 5000])
     losses = {}
-    with jax.enable_x64(True):
+    with optlaws.float64():
         schedule = optlaws.constant(high, 20000) + optlaws.constant(low, 5000)
         rising = optlaws.constant(high, 3000, warmup=1000)
         spectrum = optlaws.DiscreteSpectrum([h], [0.0], [weight])
@@ -155,7 +155,7 @@ def test_mobility_gradient_is_finite_through_a_zero_learning_rate():
     def final_loss(p):
         return exact.replace(mobility_exponent=p).loss(schedule.lr, [3050])[0]
 
-    with jax.enable_x64(True):
+    with optlaws.float64():
         grad = jax.grad(final_loss)(0.6)
     assert np.isfinite(float(grad)) and float(grad) != 0
 
@@ -179,7 +179,7 @@ def test_moments_equal_exact_second_moment_recursion(momentum, tolerance):
         s_tt, s_tv, s_vv = s_tt - 2 * a * v_tv + a * a * v_vv, v_tv - a * v_vv, v_vv
         exact.append(0.5 * np.sum(h * s_tt))
     steps = np.array([200, 500, 1000, 1500])
-    with jax.enable_x64(True):
+    with optlaws.float64():
         run = optlaws.Run(schedule, momentum=momentum)
         predicted = np.asarray(problem.sgd_model().loss(run, steps)) - problem.loss_inf
     np.testing.assert_allclose(predicted, np.asarray(exact)[steps - 1], rtol=tolerance)
@@ -189,7 +189,7 @@ def test_moments_agree_with_diffrax_paths():
     problem = optlaws.LeastSquaresProblem.power_law(dim=48, initial_excess=0.3)
     schedule = optlaws.cosine(0.5, 600, warmup=50)
     steps = np.array([50, 200, 600])
-    with jax.enable_x64(True):
+    with optlaws.float64():
         discrete = problem.sgd_model()  # Euler-Maruyama with dt = 1 is SGD with Gaussian noise
         paths = optlaws.sample_paths(discrete, schedule, steps, num_paths=400, key=1)
         z = (paths.mean(0) - np.asarray(discrete.loss(schedule.lr, steps))) / (paths.std(0) / 20)
@@ -219,7 +219,7 @@ def test_moments_match_real_optax_training(optimizer, shape):
     builder = optlaws.constant if shape == "constant" else optlaws.cosine
     run = optlaws.Run(builder(peak, 2000, warmup=100), momentum=0.9, weight_decay=0.0)
     real = problem.train(tx, run, seeds=32, every=20, key=3)
-    with jax.enable_x64(True):
+    with optlaws.float64():
         predicted = np.asarray(model.loss(real.run, real.steps))
     edges = [200, 600, 1200, 2001]
     excess_real = windows(real.steps, real.loss - problem.loss_inf, edges)

@@ -2,7 +2,6 @@
 
 import dataclasses
 
-import jax
 import numpy as np
 import pytest
 
@@ -90,7 +89,7 @@ def test_stability_survives_the_fitted_file(tmp_path):
     path = tmp_path / "fitted.json"
     optlaws.save_model(path, model)
     loaded = optlaws.load_model(path)
-    with jax.enable_x64(True):
+    with optlaws.float64():
         assert {k: float(v) for k, v in loaded.values().items()} == pytest.approx(
             {k: float(v) for k, v in model.values().items()})
     assert diverges(loaded, run(1.2, 0)) is not None and diverges(loaded, run(1.2, 400)) is None

@@ -91,12 +91,12 @@ def test_model_optimum_is_the_minimum_of_its_predictions():
                                                          noise_amplitude=300.0)
     family = "wsd:warmup=100,decay_frac=0.2,shape=1-sqrt,final=0"
     parameters = optlaws.ParameterMap.of(model, ("noise_amplitude",))
-    with jax.enable_x64(True):
+    with optlaws.float64():
         uncertainty = optlaws.ParameterUncertainty(parameters, parameters.to_theta(model), np.array([[0.01]]))
     [optimum] = optlaws.model_optima(model, family, [4000], uncertainty=uncertainty, num_samples=16)
     fine = np.geomspace(optimum.lr_opt / 1.3, optimum.lr_opt * 1.3, 61)
     runs = optlaws.stack_runs([model.resolve(optlaws.family_run(family, lr, 4000)) for lr in fine])
-    with jax.enable_x64(True):
+    with optlaws.float64():
         finals = jax.jit(jax.vmap(lambda run: model.loss(run, [4000])[0]))(runs)
     assert optimum.lr_opt == pytest.approx(fine[int(np.argmin(finals))], rel=0.02)
     assert optimum.lr_low < optimum.lr_opt < optimum.lr_high

@@ -86,7 +86,9 @@ def sample_paths(
             saveat=diffrax.SaveAt(ts=jnp.asarray(steps)),
             stepsize_controller=diffrax.StepTo(jnp.arange(0.0, total + dt / 2, dt)),
             max_steps=int(np.ceil(total / dt)) + 8,
-            adjoint=diffrax.ForwardMode(),
+            # The default adjoint refuses UnsafeBrownianPath; ForwardMode (diffrax >= 0.6.1) and,
+            # before it, DirectAdjoint accept it.
+            adjoint=getattr(diffrax, "ForwardMode", diffrax.DirectAdjoint)(),
         )
         return model.loss_inf + 0.5 * jnp.sum(h * solution.ys**2, axis=-1)
 
