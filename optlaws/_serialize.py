@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -76,6 +77,12 @@ class Fitted:
     uncertainty: ParameterUncertainty | None
     fit: dict | None
 
+
+# Fields added after their class was first stored, whose constructor defaults reproduce the older
+# files' predictions (the stability mode off): a file may lack them. Any other missing field is an error.
+LATER_FIELDS = {"sharpness_init", "sharpness_floor", "flattening_rate"}
+# Largest integration block a file may ask for: beyond it, a schedule's shape is averaged away.
+MAX_BLOCK = 4096
 
 # Strict JSON has no infinities: a field that is infinite by design (a spectrum without a noise
 # cutoff) is stored as one of these strings.
@@ -114,26 +121,73 @@ def strict_json(value: Any) -> Any:
     return value
 
 
-def _decode(node: Any, run_settings: dict | None = None) -> Any:
-    """Rebuild a stored object; with ``run_settings``, version-1 run fields move there."""
-    if isinstance(node, dict) and "type" in node and "fields" in node:
+def _decode(node: Any, run_settings: dict | None = None, where: str = "model") -> Any:
+    """Rebuild a stored object; with ``run_settings``, version-1 run fields move there. Every
+    field the class stores must be present (except :data:`LATER_FIELDS`): a missing one would
+    silently take the constructor's default and change every prediction."""
+    if isinstance(node, dict) and "type" in node:
         classes = serializable_classes()
         cls = classes.get(node["type"])
         if cls is None:
-            raise ValueError(
-                f"unknown model type {node['type']!r} in fitted file; known: {', '.join(sorted(classes))}."
-            )
-        fields = {name: _decode(v, run_settings) for name, v in node["fields"].items()}
+            raise ValueError(f"`{where}`: unknown type {node['type']!r}; known: {', '.join(sorted(classes))}.")
+        if not isinstance(node.get("fields"), dict):
+            raise ValueError(f"`{where}.fields` must be an object of the {node['type']}'s fields.")
+        fields = {name: _decode(v, run_settings, f"{where}.{name}") for name, v in node["fields"].items()}
         if run_settings is not None:
             for old, new in V1_RUN_FIELDS.items():
                 if old in fields:
                     run_settings[new] = float(fields.pop(old))
+        stored = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(stored - set(fields) - LATER_FIELDS)
+        if missing:
+            raise ValueError(f"`{where}` ({node['type']}) lacks {', '.join(f'`{m}`' for m in missing)}.")
+        unknown = sorted(set(fields) - stored)
+        if unknown:
+            raise ValueError(f"`{where}` ({node['type']}) has unknown field(s) {', '.join(unknown)}.")
         return cls(**fields)
     if isinstance(node, list):
-        return np.asarray(_numbers(node), dtype=np.float64)
+        try:
+            return np.asarray(_numbers(node), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"`{where}` must be an array of numbers.") from None
     if isinstance(node, str) and node in INFINITIES:
         return INFINITIES[node]
     return node
+
+
+def _check_model(model: AbstractLossModel) -> None:
+    """Every stored number of ``model`` is a number (no NaN), every array non-empty, no positive
+    parameter negative, and the integration block a sane size."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(model):
+        name = "model" + jax.tree_util.keystr(path)
+        if eqx.is_array(leaf):
+            values = np.asarray(leaf)
+            if values.size == 0:
+                raise ValueError(f"`{name}` is empty.")
+            if np.isnan(values).any():
+                raise ValueError(f"`{name}` is NaN.")
+    for name, parameter in model.parameters().items():
+        value = np.asarray(parameter.get(model))
+        if not np.isfinite(value).all() and name != "noise_cutoff":
+            raise ValueError(f"parameter `{name}` is {float(value)!r}; it must be finite.")
+        if parameter.positive and (value < 0).any():
+            raise ValueError(f"parameter `{name}` is {float(value)!r}; it cannot be negative.")
+    block = getattr(model, "block", 1)
+    if not 1 <= block <= MAX_BLOCK:
+        raise ValueError(f"`model.block` is {block}; it must be between 1 and {MAX_BLOCK} steps.")
+
+
+def _check_uncertainty(uncertainty: ParameterUncertainty, model: AbstractLossModel) -> None:
+    """Free parameters of the model, a finite mean and covariance (their shapes are checked by
+    :class:`ParameterUncertainty`), a finite non-negative discrepancy."""
+    unknown = sorted(set(uncertainty.parameters.names) - set(model.parameters()))
+    if unknown:
+        raise ValueError(f"`uncertainty.free` names {', '.join(unknown)}, not parameters of the model.")
+    for key in ("mean", "covariance", "discrepancy"):
+        if not np.isfinite(np.asarray(getattr(uncertainty, key))).all():
+            raise ValueError(f"`uncertainty` has a non-finite {key}.")
+    if float(uncertainty.discrepancy) < 0:
+        raise ValueError("`uncertainty.discrepancy` is negative.")
 
 
 def _numbers(node: Any) -> Any:
@@ -204,19 +258,38 @@ def load_fitted(path: str | Path) -> Fitted:
         raise ValueError(
             f"{path}: fitted-model format version {version!r}; this optlaws reads versions 1 and {VERSION}."
         )
-    with float64():  # float64 leaves: the exact stored values
-        run_settings = {} if version == 1 else dict(document.get("runs", {}))
-        model = _decode(document["model"], run_settings if version == 1 else None)
-        if not isinstance(model, AbstractLossModel):
-            raise ValueError(f"{path}: the stored object is not a loss model.")
-        stored = document.get("uncertainty")
-        uncertainty = None
-        if stored is not None:
-            parameters = ParameterMap(tuple(stored["free"]), tuple(bool(p) for p in stored["positive"]))
-            uncertainty = ParameterUncertainty(parameters, jnp.asarray(stored["theta"], dtype=float),
-                                               jnp.asarray(stored["covariance"], dtype=float),
-                                               jnp.asarray(stored.get("discrepancy", 0.0), dtype=float))
+    try:
+        with float64():  # float64 leaves: the exact stored values
+            model, run_settings, uncertainty = _load_document(document, version)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+        what = f"missing {e}" if isinstance(e, KeyError) else str(e)
+        raise ValueError(f"{path}: not a valid fitted model: {what}") from None
     return Fitted(model=model, run_settings=run_settings, uncertainty=uncertainty, fit=document.get("fit"))
+
+
+def _load_document(document: dict, version: int):
+    """The model, run settings and uncertainty of a parsed FITTED.json, each checked."""
+    if not isinstance(document.get("model"), dict):
+        raise ValueError("no `model` object.")
+    run_settings = {} if version == 1 else document.get("runs", {})
+    if not isinstance(run_settings, dict) or set(run_settings) - set(SETTINGS):
+        raise ValueError(f"`runs` must be an object with keys among {', '.join(SETTINGS)}.")
+    run_settings = {name: float(value) for name, value in run_settings.items()}
+    model = _decode(document["model"], run_settings if version == 1 else None)
+    if not isinstance(model, AbstractLossModel):
+        raise ValueError("the stored object is not a loss model.")
+    _check_model(model)
+    stored = document.get("uncertainty")
+    uncertainty = None
+    if stored is not None:
+        if not isinstance(stored, dict):
+            raise ValueError("`uncertainty` must be an object.")
+        parameters = ParameterMap(tuple(stored["free"]), tuple(bool(p) for p in stored["positive"]))
+        uncertainty = ParameterUncertainty(parameters, jnp.asarray(_numbers(stored["theta"]), dtype=float),
+                                           jnp.asarray(_numbers(stored["covariance"]), dtype=float),
+                                           jnp.asarray(stored.get("discrepancy", 0.0), dtype=float))
+        _check_uncertainty(uncertainty, model)
+    return model, run_settings, uncertainty
 
 
 def load_model(path: str | Path) -> AbstractLossModel:

@@ -1,0 +1,72 @@
+"""FITTED.json is loaded strictly: a tampered or partial file is refused with the field named."""
+
+import json
+
+import numpy as np
+import pytest
+
+import optlaws
+from optlaws.cli import main
+
+TRUE = dict(loss_inf=2.6, signal_amplitude=0.75, signal_exponent=0.46, noise_amplitude=300.0)
+
+
+def stored(tmp_path):
+    model = optlaws.AdamModel(reference_lr=1e-3).replace(**TRUE)
+    parameters = optlaws.ParameterMap.of(model, ("noise_amplitude", "signal_exponent"))
+    with optlaws.float64():
+        uncertainty = optlaws.ParameterUncertainty(parameters, parameters.to_theta(model), np.diag([0.04, 4e-4]), 0.002)
+    path = tmp_path / "fitted.json"
+    optlaws.save_model(path, model)
+    document = json.loads(path.read_text())
+    document["uncertainty"] = {"free": list(parameters.names), "positive": list(parameters.positive),
+                               "theta": np.asarray(uncertainty.mean).tolist(),
+                               "covariance": np.asarray(uncertainty.covariance).tolist(), "discrepancy": 0.002}
+    return document
+
+
+def tamper(tmp_path, edit):
+    document = stored(tmp_path)
+    edit(document)
+    path = tmp_path / "tampered.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def spectrum(document):
+    return document["model"]["fields"]["spectrum"]["fields"]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["model"]["fields"].pop("loss_inf"), "lacks `loss_inf`"),
+    (lambda d: spectrum(d).pop("curvatures"), "lacks `curvatures`"),
+    (lambda d: spectrum(d).update(curvatures=[]), "curvatures` is empty"),
+    (lambda d: spectrum(d).update(noise_amplitude=-5.0), "`noise_amplitude` is -5.0; it cannot be negative"),
+    (lambda d: d["model"]["fields"].update(loss_inf=float("nan")), "model.loss_inf` is NaN"),
+    (lambda d: d["model"]["fields"].update(block=10**9), "`model.block` is 1000000000"),
+    (lambda d: d["model"].update(fields=[1, 2]), "`model.fields` must be an object"),
+    (lambda d: d.pop("model"), "no `model` object"),
+    (lambda d: d["model"]["fields"].update(colour="red"), "unknown field"),
+    (lambda d: spectrum(d).update(curvatures=["a", "b"]), "must be an array of numbers"),
+    (lambda d: d["uncertainty"].update(theta=[1.0]), "parameter names need `mean`"),
+    (lambda d: d["uncertainty"].update(free=["loss_inf", "colour"]), "colour, not parameters"),
+    (lambda d: d["uncertainty"].pop("covariance"), "missing 'covariance'"),
+    (lambda d: d.update(runs=[64]), "`runs` must be an object"),
+])
+def test_tampered_files_are_refused_with_the_field_named(tmp_path, capsys, edit, message):
+    path = tamper(tmp_path, edit)
+    with pytest.raises(ValueError, match=message):
+        optlaws.load_fitted(path)
+    # The command line says the same and exits 2, without a traceback.
+    assert main(["predict", str(path), "--schedule", "constant:peak=1e-3,total=100",
+                 "--out", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("optlaws: error:") and "Traceback" not in err
+
+
+def test_an_untampered_file_and_one_without_the_later_stability_fields_load(tmp_path):
+    path = tamper(tmp_path, lambda d: None)
+    assert optlaws.load_fitted(path).uncertainty is not None
+    older = tamper(tmp_path, lambda d: [d["model"]["fields"].pop(k) for k in
+                                        ("sharpness_init", "sharpness_floor", "flattening_rate")])
+    assert optlaws.load_fitted(older).model.values() == optlaws.load_fitted(path).model.values()
