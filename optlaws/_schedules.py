@@ -9,6 +9,7 @@ Python ``int``.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -328,19 +329,23 @@ _BUILDERS: dict[str, Callable[..., Schedule]] = {
 }
 _INT_KEYS = {"total", "period"}
 _STR_KEYS = {"shape", "name"}
+_SEQUENCE_KEYS = {"milestones"}
 
 
 def _parse_value(key: str, text: str) -> Any:
     if key in _STR_KEYS:
         return text
     try:
-        if "/" in text:
-            return tuple(float(v) for v in text.split("/"))
-        if key in _INT_KEYS:
-            return int(float(text))
-        return float(text)
+        values = tuple(float(v) for v in text.split("/"))
     except ValueError:
         raise ValueError(f"schedule spec: value of `{key}` is not a number: {text!r}.") from None
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"schedule spec: value of `{key}` is not finite: {text!r}.")
+    if key in _INT_KEYS | {"warmup"}:
+        if len(values) > 1 or not values[0].is_integer():
+            raise ValueError(f"schedule spec: `{key}` must be a whole number of steps, got {text!r}.")
+        return int(values[0])
+    return values if len(values) > 1 or key in _SEQUENCE_KEYS else values[0]
 
 
 def _parse_one(spec: str) -> Schedule:
@@ -355,18 +360,20 @@ def _parse_one(spec: str) -> Schedule:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"schedule spec: expected key=value, got {item!r} in {spec!r}.")
+        if key.strip() in kwargs:
+            raise ValueError(f"schedule spec: `{key.strip()}` is given twice in {spec!r}.")
         kwargs[key.strip()] = _parse_value(key.strip(), value.strip())
-    if "warmup" in kwargs:
-        kwargs["warmup"] = int(kwargs["warmup"])
     for required in ("peak", "total"):
         if required not in kwargs:
             raise ValueError(f"schedule spec {spec!r}: missing `{required}`.")
     peak = kwargs.pop("peak")
     total = kwargs.pop("total")
-    try:
-        return _BUILDERS[kind](peak, total, **kwargs)
-    except TypeError as e:
-        raise ValueError(f"schedule spec {spec!r}: {e}") from None
+    accepted = [name for name in inspect.signature(_BUILDERS[kind]).parameters if name not in ("peak", "total")]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(f"schedule spec {spec!r}: {kind} has no key {', '.join(map(repr, unknown))}; its keys: "
+                         f"peak, total, {', '.join(accepted)}.")
+    return _BUILDERS[kind](peak, total, **kwargs)
 
 
 def parse_schedule(spec: str) -> Schedule:

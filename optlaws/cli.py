@@ -1,7 +1,8 @@
 """The ``optlaws`` command line: fit, predict, evaluate, search, optimise, plan, transfer, example.
 
 Exit codes: 0 success; 2 bad input or a failed command (``optlaws: error: ...``); 3 a fit with
-``--strict`` that did not converge or ends far from its own training data.
+``--strict`` that did not converge or ends far from its own training data; 130 interrupted
+(Ctrl-C), which leaves no half-written file (writes are atomic).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ._serialize import load_fitted, save_model, strict_json
 
 EVALUATE_KEYS = ("curve", "r2", "mean_rel_error", "max_rel_error", "final_rel_error")
 EXIT_POOR_FIT = 3
+EXIT_INTERRUPTED = 130  # the shell's code for SIGINT
 
 
 def _given_settings(args) -> dict[str, float]:
@@ -332,6 +334,25 @@ def _cmd_example(args) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    """A whole number of steps, 0 or more (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    """A whole number, 1 or more (argparse type)."""
+    value = _count(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1, got 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="optlaws",
@@ -350,8 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     def curve_options(p):
         p.add_argument("--schedule", help="schedule spec for the curves (default: their 'lr' column "
                        "or JSON config), e.g. wsd:peak=3e-4,total=24000,warmup=2160")
-        p.add_argument("--warmup", type=int, help="linear warmup steps before the first logged LR (CSV)")
-        p.add_argument("--from-step", type=int, default=0, help="use only points at or after this step")
+        p.add_argument("--warmup", type=_count, help="linear warmup steps before the first logged LR (CSV)")
+        p.add_argument("--from-step", type=_count, default=0, help="use only points at or after this step")
         p.add_argument("--step-col", help="name of the step column (CSV, JSON Lines; default: found by name, "
                        "e.g. step, _step, Step, iter)")
         p.add_argument("--loss-col", help="name of the loss column or TensorBoard tag (default: loss, then "
@@ -365,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="sde-adam", choices=sorted(MODELS), help="model to fit")
     p.add_argument("--out", required=True, help="where to write the fitted model (JSON)")
     p.add_argument("--free", help="comma-separated parameters to fit (default: the model's)")
-    p.add_argument("--starts", type=int, default=8, help="number of starting points")
+    p.add_argument("--starts", type=_positive, default=8, help="number of starting points")
     p.add_argument("--discrepancy", type=float, metavar="SIGMA",
                    help="the model's RMS log-loss error on a new run, for --band (default: estimated by "
                         "leaving each curve out; 0.0019 with fewer than 3 curves); 0 for bands of the "
@@ -382,9 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict the loss curve of a schedule")
     p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
     p.add_argument("--schedule", required=True, help="schedule spec, or a CSV with step,lr columns")
-    p.add_argument("--warmup", type=int, help="linear warmup steps before the first LR of a CSV")
+    p.add_argument("--warmup", type=_count, help="linear warmup steps before the first LR of a CSV")
     p.add_argument("--out", required=True, help="where to write step,lr,loss (CSV)")
-    p.add_argument("--every", type=int, help="spacing of predicted steps")
+    p.add_argument("--every", type=_positive, help="spacing of predicted steps")
     p.add_argument("--band", type=float, help="add the central band of this probability (e.g. 0.9) from the "
                    "fit's parameter uncertainty: columns loss_low,loss_high")
     p.add_argument("--plot", help="also save a figure (PNG)")
@@ -407,11 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
     p.add_argument("--candidates", help="a file with one schedule spec per line")
     p.add_argument("--family", help="schedule kind for a grid, e.g. wsd, cosine, linear, constant")
-    p.add_argument("--total", type=int, help="total steps of every grid candidate")
+    p.add_argument("--total", type=_positive, help="total steps of every grid candidate")
     p.add_argument("--grid", action="append", help="key=LOW:HIGH:N[:log] or key=a,b,c (repeat per key)")
-    p.add_argument("--top", type=int, help="show the best N")
+    p.add_argument("--top", type=_positive, help="show the best N")
     p.add_argument("--band", type=float, default=0.9, help="probability of the final-loss band (default 0.9)")
-    p.add_argument("--samples", type=int, default=64, help="joint parameter draws for bands and p_best")
+    p.add_argument("--samples", type=_positive, default=64, help="joint parameter draws for bands and p_best")
     p.add_argument("--json", action="store_true", help="print a JSON list, best first")
     p.add_argument("--plot", help="also save the best candidates' predicted curves (PNG)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
@@ -421,13 +442,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="plan the cooldown of a run in progress: rank its continuations")
     p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
     p.add_argument("--observed", required=True, help="the run so far (.csv with step,lr,loss; .json export)")
-    p.add_argument("--total", type=int, required=True, help="planned length of the run (steps)")
-    p.add_argument("--until", type=int, help="use the observed run only up to this step")
+    p.add_argument("--total", type=_positive, required=True, help="planned length of the run (steps)")
+    p.add_argument("--until", type=_count, help="use the observed run only up to this step")
     p.add_argument("--shapes", default="linear,1-sqrt,cosine", help="cooldown shapes (default linear,1-sqrt,cosine)")
     p.add_argument("--final-lr", type=float, default=0.0, help="LR at the end of the cooldown (default 0)")
-    p.add_argument("--top", type=int, default=10, help="show the best N (default 10)")
+    p.add_argument("--top", type=_positive, default=10, help="show the best N (default 10)")
     p.add_argument("--band", type=float, default=0.9, help="probability of the final-loss band (default 0.9)")
-    p.add_argument("--samples", type=int, default=64, help="joint parameter draws for bands and p_best")
+    p.add_argument("--samples", type=_positive, default=64, help="joint parameter draws for bands and p_best")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     curve_options(p)
     run_options(p, "the run (default: the file's, else the fitted runs' shared settings)")
@@ -435,12 +456,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("optimise", help="a free-form schedule by gradient descent on the predicted final loss")
     p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
-    p.add_argument("--total", type=int, required=True, help="steps of the run")
+    p.add_argument("--total", type=_positive, required=True, help="steps of the run")
     p.add_argument("--peak", type=float, required=True, help="peak (largest) LR after warmup")
     p.add_argument("--min-lr", type=float, default=0.0, help="smallest LR allowed (default 0)")
-    p.add_argument("--warmup", type=int, default=0, help="linear warmup steps (default 0)")
-    p.add_argument("--knots", type=int, default=64, help="knots of the free-form decay (default 64)")
-    p.add_argument("--iterations", type=int, default=400, help="gradient steps (default 400)")
+    p.add_argument("--warmup", type=_count, default=0, help="linear warmup steps (default 0)")
+    p.add_argument("--knots", type=_positive, default=64, help="knots of the free-form decay (default 64)")
+    p.add_argument("--iterations", type=_positive, default=400, help="gradient steps (default 400)")
     p.add_argument("--out", help="write the optimised schedule's step,lr,loss (CSV)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--plot", help="also save the optimised and best family curves (PNG)")
@@ -465,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("example", help="the built-in example: train, fit, predict, compare")
     p.add_argument("--out", default="optlaws-example", help="output folder")
-    p.add_argument("--seeds", type=int, default=16, help="training runs averaged per schedule")
+    p.add_argument("--seeds", type=_positive, default=16, help="training runs averaged per schedule")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=_cmd_example)
     return parser
@@ -478,8 +499,15 @@ def main(argv=None) -> int:
             warnings.simplefilter("always")
             warnings.showwarning = lambda msg, *a, **k: print(f"optlaws: warning: {msg}", file=sys.stderr)
             return args.run(args)
+    except KeyboardInterrupt:
+        print("optlaws: interrupted; no file was left half-written.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (ValueError, TypeError, OSError, RuntimeError) as e:
         print(f"optlaws: error: {e}", file=sys.stderr)
+        return 2
+    except (ArithmeticError, LookupError, AttributeError) as e:
+        # Input that slipped past the checks: still a named error, not a traceback.
+        print(f"optlaws: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
 
 

@@ -234,3 +234,28 @@ def test_a_write_that_fails_partway_leaves_the_previous_file(tmp_path, monkeypat
     with pytest.raises(OSError, match="No space left"):
         optlaws.save_model(fitted, model.replace(loss_inf=2.0))
     assert fitted.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["fitted.json", "pred.csv"]
+
+
+@pytest.mark.parametrize("option", [["--warmup", "-5"], ["--every", "0"], ["--every", "-5"]])
+def test_counts_on_the_command_line_are_checked(tmp_path, capsys, option):
+    fitted = tmp_path / "fitted.json"
+    optlaws.save_model(fitted, optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", str(fitted), "--schedule", "constant:peak=3e-4,total=100", "--out", str(tmp_path / "p.csv"),
+              *option])
+    assert exit_info.value.code == 2 and option[0] in capsys.readouterr().err
+
+
+def test_interrupt_and_unexpected_errors_exit_cleanly(tmp_path, capsys, monkeypatch):
+    fitted = tmp_path / "fitted.json"
+    optlaws.save_model(fitted, optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE))
+    argv = ["predict", str(fitted), "--schedule", "constant:peak=3e-4,total=100", "--out", str(tmp_path / "p.csv")]
+    for error, code, text in ((KeyboardInterrupt(), 130, "interrupted"), (ZeroDivisionError("x"), 2, "ZeroDivisionError"),
+                              (KeyError("lr"), 2, "KeyError")):
+        def fail(*args, error=error, **kwargs):
+            raise error
+        monkeypatch.setattr("optlaws.cli.predict", fail)
+        assert main(argv) == code
+        err = capsys.readouterr().err
+        assert err.startswith("optlaws:") and text in err and "Traceback" not in err
+    assert not (tmp_path / "p.csv").exists()

@@ -103,3 +103,21 @@ def test_family_is_one_vmap():
 def test_bad_schedules_name_the_problem(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("wsd:peak=1e-3,total=100.5", "`total` must be a whole number"),
+    ("wsd:peak=1e-3,total=100,warmup=10.5", "`warmup` must be a whole number"),
+    ("wsd:peak=1e-3,total=100,total=200", "`total` is given twice"),
+    ("wsd:peak=inf,total=100", "`peak` is not finite"),
+    ("wsd:peak=1e-3,total=1e400", "`total` is not finite"),
+    ("wsd:peak=1e-3,total=100,colour=2", "wsd has no key 'colour'; its keys: peak, total, decay_frac"),
+])
+def test_spec_parser_refuses_what_it_would_have_coerced(spec, message):
+    with pytest.raises(ValueError, match=message):
+        optlaws.parse_schedule(spec)
+
+
+def test_spec_with_one_milestone():
+    schedule = optlaws.parse_schedule("step:peak=1e-3,total=100,milestones=0.5")
+    assert float(schedule.lr[60]) < float(schedule.lr[40])
