@@ -31,6 +31,8 @@ DEFAULT_HUBER_DELTA = 1e-3
 SCREEN_STEPS = 30
 REFINED = 2
 # A fit whose mean training error exceeds this is reported as poor (FitWarning; CLI --strict).
+# A parameter whose standard error exceeds its value (a 1-sigma interval reaching 0) is not determined.
+UNDETERMINED_SPREAD = 1.0
 POOR_FIT_ERROR = 0.01
 COVARIANCES = ("curves", "newey-west", "laplace")
 # Model discrepancy (the error of the model itself on a run it was not fitted to) is estimated by
@@ -304,6 +306,12 @@ class FitResult:
         """Mean over curves of each curve's mean relative training error."""
         return float(np.mean([m.mean_rel_error for m in self.curves]))
 
+    @property
+    def peak_lr_range(self) -> tuple[float, float]:
+        """The smallest and largest peak LR of the fitted runs."""
+        peaks = np.max(np.asarray(self.problem.runs.lr), axis=-1)
+        return float(np.min(peaks)), float(np.max(peaks))
+
     def problems(self) -> list[str]:
         """What is wrong with this fit, in words (empty when nothing is)."""
         found = []
@@ -314,6 +322,12 @@ class FitResult:
             found.append(f"the fit is far from its own training data: mean relative error "
                          f"{self.mean_rel_error:.2%} (more than {POOR_FIT_ERROR:.0%}); the model may not suit "
                          "these curves")
+        loose = [name for name, err in self.stderr.items()
+                 if not err <= UNDETERMINED_SPREAD * max(abs(self.values[name]), np.finfo(float).tiny)]
+        if loose:
+            found.append("not determined by these curves: " + ", ".join(
+                f"{name} = {self.values[name]:.3g} ± {self.stderr[name]:.3g}" for name in loose)
+                + "; fix them (free=...) or add curves that move them")
         return found
 
     def summary(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -83,6 +84,24 @@ def model_and_uncertainty(model, uncertainty: ParameterUncertainty | None):
     return model.model, uncertainty if uncertainty is not None else getattr(model, "uncertainty", None)
 
 
+# A peak LR more than this factor outside the fitted runs' peak LRs is an extrapolation.
+EXTRAPOLATION_FACTOR = 3.0
+
+
+def warn_if_extrapolating(fit, peaks) -> None:
+    """Warn when a run's peak LR lies more than ``EXTRAPOLATION_FACTOR`` outside the peak LRs of
+    the runs ``fit`` was fitted to (a :class:`FitResult` or FITTED.json; a bare model says nothing)."""
+    fitted = getattr(fit, "peak_lr_range", None)
+    if fitted is None:
+        return
+    low, high = fitted
+    outside = [p for p in np.atleast_1d(np.asarray(peaks, dtype=float))
+               if p > EXTRAPOLATION_FACTOR * high or p < low / EXTRAPOLATION_FACTOR]
+    if outside:
+        warnings.warn(f"peak LR {max(outside, key=lambda p: max(p / high, low / p)):g} is far outside the fitted "
+                      f"runs' peak LRs ({low:g} to {high:g}): the prediction extrapolates the model.", stacklevel=3)
+
+
 def _mark_divergence(loss: np.ndarray) -> np.ndarray:
     """``inf`` from the first step where the loss blows up (:func:`first_blow_up`)."""
     first = int(first_blow_up(jnp.asarray(loss)))
@@ -132,6 +151,7 @@ def predict(
         >>> pred = optlaws.predict(result, optlaws.wsd(3e-4, 24000, warmup=2160), band=0.9)  # doctest: +SKIP
         >>> pred.final_loss, pred.loss_low[-1], pred.loss_high[-1]  # doctest: +SKIP
     """
+    warn_if_extrapolating(model, float(np.max(np.asarray(as_run(run).lr))))
     model, uncertainty = model_and_uncertainty(model, uncertainty)
     if band is not None and uncertainty is None:
         raise ValueError("`band` needs the fit's parameter uncertainty: pass a FitResult or a fitted file "

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._precision import float64, in_float64
-from ._predict import divergence_checks, first_blow_up, model_and_uncertainty
+from ._predict import divergence_checks, first_blow_up, model_and_uncertainty, warn_if_extrapolating
 from ._progress import progress
 from ._run import Run, as_run, stack_runs
 from ._schedules import Schedule
@@ -138,8 +138,9 @@ def rank(
         chunk_size: candidates per vmapped batch (rounded up to a multiple of the device count).
         progress_bar: report progress on stderr when there is more than one chunk.
     """
-    model, uncertainty = model_and_uncertainty(model, uncertainty)
     candidates = list(candidates)
+    warn_if_extrapolating(model, [float(np.max(np.asarray(as_run(c).lr))) for c in candidates])
+    model, uncertainty = model_and_uncertainty(model, uncertainty)
     if not candidates:
         raise ValueError("`candidates` is empty: rank needs at least one run.")
     if names is not None and len(names) != len(candidates):

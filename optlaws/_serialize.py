@@ -77,6 +77,12 @@ class Fitted:
     uncertainty: ParameterUncertainty | None
     fit: dict | None
 
+    @property
+    def peak_lr_range(self) -> tuple[float, float] | None:
+        """The smallest and largest peak LR of the fitted runs (``None`` in older files)."""
+        stored = (self.fit or {}).get("peak_lr_range")
+        return None if stored is None else (float(stored[0]), float(stored[1]))
+
 
 # Fields added after their class was first stored, whose constructor defaults reproduce the older
 # files' predictions (the stability mode off): a file may lack them. Any other missing field is an error.
@@ -236,6 +242,7 @@ def save_model(path: str | Path, model: AbstractLossModel, fit_result: FitResult
             "objective": fit_result.objective,
             "curves": [m.as_dict() for m in fit_result.curves],
             "seconds": fit_result.seconds,
+            "peak_lr_range": list(fit_result.peak_lr_range),
         })
     text = json.dumps(document, indent=1, allow_nan=False) + "\n"
     with atomic_write(path) as f:

@@ -109,3 +109,17 @@ def test_fitted_file_errors(tmp_path):
         optlaws.load_model(bad)
     with pytest.raises(FileNotFoundError):
         optlaws.load_model(tmp_path / "absent.json")
+
+
+def test_a_fit_the_data_cannot_determine_says_so():
+    """Five noisy points of one constant-LR run cannot pin the irreducible loss down."""
+    truth = optlaws.AdamModel(reference_lr=1e-3).replace(loss_inf=2.6, signal_amplitude=0.75, signal_exponent=0.46,
+                                                         noise_amplitude=300.0)
+    schedule = optlaws.constant(1e-3, 3000, warmup=100)
+    steps = np.array([600, 1200, 1800, 2400, 3000])
+    with optlaws.float64():
+        loss = np.asarray(truth.loss(schedule, steps)) * (1 + 2e-3 * np.random.default_rng(0).standard_normal(5))
+    curve = optlaws.LossCurve.from_arrays(steps, loss, schedule, name="five")
+    with pytest.warns(optlaws.FitWarning, match="not determined by these curves: loss_inf"):
+        result = optlaws.fit(optlaws.AdamModel(), [curve], progress=False)
+    assert any("not determined" in p for p in result.problems())

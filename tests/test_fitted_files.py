@@ -1,6 +1,7 @@
 """FITTED.json is loaded strictly: a tampered or partial file is refused with the field named."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -70,3 +71,28 @@ def test_an_untampered_file_and_one_without_the_later_stability_fields_load(tmp_
     older = tamper(tmp_path, lambda d: [d["model"]["fields"].pop(k) for k in
                                         ("sharpness_init", "sharpness_floor", "flattening_rate")])
     assert optlaws.load_fitted(older).model.values() == optlaws.load_fitted(path).model.values()
+
+
+def test_a_peak_lr_far_outside_the_fitted_ones_is_reported(tmp_path, capsys):
+    truth = optlaws.AdamModel(reference_lr=1e-3).replace(**TRUE)
+    steps = np.arange(200, 3001, 100)
+    curves = []
+    for schedule in (optlaws.constant(1e-3, 3000, warmup=100), optlaws.cosine(1e-3, 3000, warmup=100)):
+        with optlaws.float64():
+            loss = np.asarray(truth.loss(schedule, steps))
+        curves.append(optlaws.LossCurve.from_arrays(steps, loss, schedule, name=schedule.name))
+    result = optlaws.fit(optlaws.AdamModel(), curves, progress=False)
+    assert result.peak_lr_range == pytest.approx((1e-3, 1e-3))
+    path = tmp_path / "fitted.json"
+    optlaws.save_model(path, result.model, result)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        optlaws.predict(optlaws.load_fitted(path), optlaws.constant(2e-3, 3000, warmup=100))  # 2x: no warning
+    with pytest.warns(UserWarning, match="peak LR 0.1 is far outside the fitted runs' peak LRs"):
+        optlaws.predict(optlaws.load_fitted(path), optlaws.constant(0.1, 3000, warmup=100))
+    with pytest.warns(UserWarning, match="extrapolates"):
+        optlaws.rank(result, [optlaws.constant(1e-3, 3000), optlaws.constant(1e-5, 3000)], band=None,
+                     progress_bar=False)
+    assert main(["predict", str(path), "--schedule", "constant:peak=0.1,total=3000", "--out",
+                 str(tmp_path / "p.csv"), "--quiet"]) == 0
+    assert "optlaws: warning: peak LR 0.1" in capsys.readouterr().err
