@@ -50,7 +50,7 @@ class Schedule(eqx.Module):
     Example:
         >>> import optlaws
         >>> s = optlaws.wsd(3e-4, 24000, warmup=2160, decay_frac=0.2, final=3e-5)
-        >>> s.total_steps, float(s.lr[10000])
+        >>> s.total_steps, round(float(s.lr[10000]), 8)
         (24000, 0.0003)
     """
 
