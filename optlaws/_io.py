@@ -522,10 +522,13 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
 
 def write_csv(path: str | Path, steps, loss, lr, **columns) -> None:
     """Write columns ``step,lr,loss`` and any further named ``columns`` of the same length
-    (atomically: see :func:`atomic_write`)."""
+    (atomically: see :func:`atomic_write`), each number as the shortest text that reads back as
+    the same value in its array's precision."""
     values = [np.asarray(lr), np.asarray(loss), *(np.asarray(v) for v in columns.values())]
     with atomic_write(path) as f:
         writer = csv.writer(f)
         writer.writerow(["step", "lr", "loss", *columns])
         for s, *row in zip(np.asarray(steps), *values):
-            writer.writerow([int(s), *(f"{float(v):.10g}" for v in row)])
+            # NumPy's shortest repr in each column's own precision: a float32 LR of 0.002 is
+            # written 0.002, not 0.002000000095.
+            writer.writerow([int(s), *(str(v) if np.isfinite(v) else str(float(v)) for v in row)])

@@ -74,6 +74,12 @@ def _check_outputs(args, inputs) -> None:
             raise ValueError(f"--{option} {target}: the folder {path.parent} does not exist.")
 
 
+def _wrote(args, path) -> None:
+    """Name a file the command wrote: on stdout, or on stderr when stdout carries JSON or is quiet."""
+    print(f"wrote {path}", file=sys.stderr if getattr(args, "json", False) or getattr(args, "quiet", False)
+          else sys.stdout)
+
+
 def _cmd_fit(args) -> int:
     _check_outputs(args, args.curves)
     curves = _read_curves(args.curves, args)
@@ -103,6 +109,7 @@ def _cmd_predict(args) -> int:
         from ._plot import plot_curves
 
         plot_curves([prediction], path=args.plot, title=f"predicted loss: {schedule.name}")
+        _wrote(args, args.plot)
     if not args.quiet:
         band = (f" ({args.band:.0%} band {prediction.loss_low[-1]:.5f} to {prediction.loss_high[-1]:.5f})"
                 if args.band is not None else "")
@@ -132,6 +139,7 @@ def _cmd_evaluate(args) -> int:
 
         predictions = [predict(model, c.run, name=c.name) for c in curves]
         plot_curves(predictions, curves, path=args.plot, title="predicted vs observed")
+        _wrote(args, args.plot)
     return 0
 
 
@@ -260,6 +268,7 @@ def _cmd_search(args) -> int:
         best = [schedules[i] for i in ranking.index[:min(args.top or 5, 5)]]
         plot_curves([predict(fitted, Run(s, **settings), name=s.name) for s in best], path=args.plot,
                     title="best candidates")
+        _wrote(args, args.plot)
     return 0
 
 
@@ -297,6 +306,7 @@ def _cmd_optimise(args) -> int:
         plot_curves([predict(fitted, Run(s, **settings), name=name)
                      for s, name in ((result.schedule, "optimised"), (best, "best family member"))],
                     path=args.plot, title="free-form optimum vs the best family member")
+        _wrote(args, args.plot)
     return 0
 
 

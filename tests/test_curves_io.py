@@ -247,3 +247,11 @@ def test_schedule_csv_is_checked_like_a_curve(tmp_path, steps, message):
     path.write_text("step,lr\n" + "".join(f"{s},1e-3\n" for s in steps.split(",")))
     with pytest.raises(optlaws.InvalidCurveError, match=message):
         optlaws.read_schedule_csv(path)
+
+
+def test_written_numbers_carry_no_float32_noise(tmp_path):
+    path = tmp_path / "out.csv"
+    lr = np.asarray(optlaws.constant(0.002, 3).lr, dtype=np.float32)
+    optlaws.write_csv(path, [1, 2, 3], np.array([2.9571062071505443, 3.0, np.inf]), lr)
+    rows = path.read_text().splitlines()
+    assert rows[1] == "1,0.002,2.9571062071505443" and rows[3] == "3,0.002,inf"
