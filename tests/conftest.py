@@ -1,6 +1,7 @@
 import os
 from pathlib import Path
 
+import jax
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -18,3 +19,12 @@ def data_root():
     if root is None:
         pytest.skip("real loss curves not found: set OPTLAWS_DATA or provide ../shared/data")
     return root
+
+
+@pytest.fixture(autouse=True, scope="module")
+def release_compiled_code():
+    """Release each test module's compiled XLA executables after it. A whole suite's worth of
+    them holds tens of thousands of memory maps on the CPU backend, and past the kernel's limit
+    (vm.max_map_count, 65530 by default) XLA crashes with a segmentation fault."""
+    yield
+    jax.clear_caches()
