@@ -496,6 +496,13 @@ def read_curve(path: str | Path, **kwargs) -> LossCurve:
     return reader(path, **kwargs)
 
 
+def _number_text(value) -> str:
+    """A float array element as NumPy's shortest text in its own precision (``inf`` as ``inf``)."""
+    if isinstance(value, np.floating) and np.isfinite(value):
+        return str(value)
+    return repr(float(value))
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file beside ``path`` for writing; on success it is flushed to disk and
@@ -531,4 +538,4 @@ def write_csv(path: str | Path, steps, loss, lr, **columns) -> None:
         for s, *row in zip(np.asarray(steps), *values):
             # NumPy's shortest repr in each column's own precision: a float32 LR of 0.002 is
             # written 0.002, not 0.002000000095.
-            writer.writerow([int(s), *(str(v) if np.isfinite(v) else str(float(v)) for v in row)])
+            writer.writerow([int(s), *map(_number_text, row)])
