@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import itertools
 import json
 import sys
@@ -344,6 +345,16 @@ def _cmd_example(args) -> int:
     return 0
 
 
+class _DefaultsHelp(argparse.HelpFormatter):
+    """Help that shows each option's default, where it has one and its text does not already."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text or not text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def _count(text: str) -> int:
     """A whole number of steps, 0 or more (argparse type)."""
     try:
@@ -371,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"optlaws {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_command = functools.partial(commands.add_parser, formatter_class=_DefaultsHelp)
 
     def run_options(p, what):
         p.add_argument("--batch-size", type=float, help=f"batch size of {what} (a JSON export's config has it)")
@@ -390,12 +402,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--lr-col", help="name of the LR column or TensorBoard tag (default: lr, learning_rate, "
                        "train/lr)")
 
-    p = sub.add_parser("fit", help="fit a model to loss curves and write FITTED.json")
+    p = add_command("fit", help="fit a model to loss curves and write FITTED.json")
     p.add_argument("curves", nargs="+", help="loss-curve files: .csv (step,lr,loss or a W&B / TensorBoard "
                    "export), .jsonl, .json tracker export, or TensorBoard event files / run folders")
     p.add_argument("--model", default="sde-adam", choices=sorted(MODELS), help="model to fit")
     p.add_argument("--out", required=True, help="where to write the fitted model (JSON)")
-    p.add_argument("--free", help="comma-separated parameters to fit (default: the model's)")
+    p.add_argument("--free", help="comma-separated parameters to fit (default: the model's; an unknown name lists "
+                   "them all)")
     p.add_argument("--starts", type=_positive, default=8, help="number of starting points")
     p.add_argument("--discrepancy", type=float, metavar="SIGMA",
                    help="the model's RMS log-loss error on a new run, for --band (default: estimated by "
@@ -410,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(p, "the runs")
     p.set_defaults(run=_cmd_fit)
 
-    p = sub.add_parser("predict", help="predict the loss curve of a schedule")
+    p = add_command("predict", help="predict the loss curve of a schedule")
     p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
     p.add_argument("--schedule", required=True, help="schedule spec, or a CSV with step,lr columns")
     p.add_argument("--warmup", type=_count, help="linear warmup steps before the first LR of a CSV")
@@ -424,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(p, "the run (default: the fitted runs' shared settings)")
     p.set_defaults(run=_cmd_predict)
 
-    p = sub.add_parser("evaluate", help="compare a fitted model with observed curves")
+    p = add_command("evaluate", help="compare a fitted model with observed curves")
     p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
     p.add_argument("curves", nargs="+", help="held-out loss-curve files")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
@@ -434,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(p, "the runs (default: the fitted runs' shared settings)")
     p.set_defaults(run=_cmd_evaluate)
 
-    p = sub.add_parser("search", help="rank candidate schedules by predicted final loss")
+    p = add_command("search", help="rank candidate schedules by predicted final loss")
     p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
     p.add_argument("--candidates", help="a file with one schedule spec per line")
     p.add_argument("--family", help="schedule kind for a grid, e.g. wsd, cosine, linear, constant")
@@ -449,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(p, "every candidate (default: the fitted runs' shared settings)")
     p.set_defaults(run=_cmd_search)
 
-    p = sub.add_parser("plan", help="plan the cooldown of a run in progress: rank its continuations")
+    p = add_command("plan", help="plan the cooldown of a run in progress: rank its continuations")
     p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
     p.add_argument("--observed", required=True, help="the run so far (.csv with step,lr,loss; .json export)")
     p.add_argument("--total", type=_positive, required=True, help="planned length of the run (steps)")
@@ -464,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(p, "the run (default: the file's, else the fitted runs' shared settings)")
     p.set_defaults(run=_cmd_plan)
 
-    p = sub.add_parser("optimise", help="a free-form schedule by gradient descent on the predicted final loss")
+    p = add_command("optimise", help="a free-form schedule by gradient descent on the predicted final loss")
     p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
     p.add_argument("--total", type=_positive, required=True, help="steps of the run")
     p.add_argument("--peak", type=float, required=True, help="peak (largest) LR after warmup")
@@ -479,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(p, "the run (default: the fitted runs' shared settings)")
     p.set_defaults(run=_cmd_optimise)
 
-    p = sub.add_parser("transfer", help="the optimal peak LR at a new horizon, from a sweep or a fitted model")
+    p = add_command("transfer", help="the optimal peak LR at a new horizon, from a sweep or a fitted model")
     p.add_argument("source", help="a sweep CSV (columns horizon,peak_lr,final_loss) or FITTED.json")
     p.add_argument("--to-horizon", type=float, help="sweep: the horizon (steps) to predict LR* at")
     p.add_argument("--loss-noise", type=float, default=1e-3,
@@ -494,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(p, "the runs (default: the fitted runs' shared settings)")
     p.set_defaults(run=_cmd_transfer)
 
-    p = sub.add_parser("example", help="the built-in example: train, fit, predict, compare")
+    p = add_command("example", help="the built-in example: train, fit, predict, compare")
     p.add_argument("--out", default="optlaws-example", help="output folder")
     p.add_argument("--seeds", type=_positive, default=16, help="training runs averaged per schedule")
     p.add_argument("--quiet", action="store_true")

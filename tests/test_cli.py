@@ -259,3 +259,11 @@ def test_interrupt_and_unexpected_errors_exit_cleanly(tmp_path, capsys, monkeypa
         err = capsys.readouterr().err
         assert err.startswith("optlaws:") and text in err and "Traceback" not in err
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "(default: 8)" in out and "(default: sde-adam)" in out and "(default: None)" not in out
