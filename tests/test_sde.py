@@ -225,3 +225,24 @@ def test_moments_match_real_optax_training(optimizer, shape):
     excess_real = windows(real.steps, real.loss - problem.loss_inf, edges)
     excess_pred = windows(real.steps, predicted - problem.loss_inf, edges)
     np.testing.assert_allclose(excess_pred, excess_real, rtol=0.06)
+
+
+def test_curvature_ceiling_slows_the_cooldown_only_above_its_peak_lr():
+    """Curvatures capped at c / lr_max: a run whose peak LR keeps every mode under the ceiling
+    is unchanged; at a higher peak the cooldown gains less than without the ceiling."""
+    landscape = dict(loss_inf=2.6, signal_amplitude=0.75, signal_exponent=0.46, noise_amplitude=300.0)
+    base = optlaws.AdamModel(reference_lr=1e-3).replace(**landscape)
+    capped = optlaws.AdamModel(reference_lr=1e-3, curvature_ceiling=0.5).replace(**landscape)
+    with optlaws.float64():
+        def gain(model, peak):
+            constant = model.loss(optlaws.constant(peak, 4000, warmup=200), [4000])[0]
+            cooled = model.loss(optlaws.wsd(peak, 4000, warmup=200, decay_frac=0.2), [4000])[0]
+            return float(constant - cooled)
+
+        low = optlaws.wsd(4e-4, 4000, warmup=200, decay_frac=0.2)  # max h * lr_max = 0.4 < 0.5: no cap
+        np.testing.assert_allclose(capped.loss(low, [1000, 4000]), base.loss(low, [1000, 4000]), rtol=1e-12)
+        # The scale a joint fit of the 124M sweep chose (about 1e-3 per step at the peak LR).
+        flat = optlaws.AdamModel(reference_lr=1e-3, curvature_ceiling=0.002).replace(**landscape)
+        assert gain(flat, 2e-3) < 0.9 * gain(base, 2e-3)
+    with pytest.raises(NotImplementedError, match="curvature ceiling"):
+        optlaws.sample_paths(capped, low, [100], num_paths=2)
