@@ -51,8 +51,12 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} ({jax.default_backend()})"
 
 
-def write_section(name: str, text: str) -> None:
-    """Replace the section ``name`` of RESULTS.md (between HTML comment markers) with ``text``."""
+def report(name: str, text: str, *, write: bool = True) -> None:
+    """Print a benchmark's ``text`` and, with ``write``, make it the section ``name`` of
+    RESULTS.md (between HTML comment markers)."""
+    print(text)
+    if not write:
+        return
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{text.rstrip()}\n{end}"
     current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"

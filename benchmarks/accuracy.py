@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import jax
 import numpy as np
 
 import optlaws
-from _common import HERE, data_root, machine, write_section
+from _common import HERE, data_root, machine, report
 
 # The MPL paper's held-out figures on the 3-curve protocol (mean R2, mean rel err, mean worst err)
 # and the fitted parameters published with its code (github.com/thu-yao-01-luo/MultiPowerLaw).
@@ -151,9 +150,7 @@ def main():
     )
     text = header + "\n" + "\n".join(summary_lines) + "\n\n<details><summary>Per-curve results</summary>\n" + \
         "\n".join(detail_lines) + "\n\n</details>"
-    print(text)
-    if not args.no_write:
-        write_section("accuracy", text)
+    report("accuracy", text, write=not args.no_write)
 
 
 if __name__ == "__main__":

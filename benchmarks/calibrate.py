@@ -17,7 +17,7 @@ import argparse
 import numpy as np
 
 import optlaws
-from _common import data_root, machine, schaipp_runs, write_section
+from _common import data_root, machine, report, schaipp_runs
 from optlaws._sde import models
 
 # Structural parameter -> its default in optlaws/_sde/models.py.
@@ -55,9 +55,7 @@ def main():
     defaults = ", ".join(f"{name} = {value}" for name, value in STRUCTURAL.items())
     lines.append(f"\nDefaults in the code: {defaults}.")
     text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        write_section("calibration", text)
+    report("calibration", text, write=not args.no_write)
 
 
 if __name__ == "__main__":

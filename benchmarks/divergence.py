@@ -31,7 +31,7 @@ import numpy as np
 import optax
 
 import optlaws
-from _common import machine, write_section
+from _common import machine, report
 
 WIDTH, DEPTH, INPUTS, CLASSES, BATCH, STEPS = 128, 3, 32, 10, 64, 800
 PEAKS = np.geomspace(0.4, 4.0, 12)
@@ -157,10 +157,8 @@ def main():
         "Observed outcome of each run:\n",
         *grid,
     ])
-    print(text)
+    report("divergence", text, write=not args.no_write)
     print(f"total {time.perf_counter() - started:.0f} s")
-    if not args.no_write:
-        write_section("divergence", text)
 
 
 if __name__ == "__main__":

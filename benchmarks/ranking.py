@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 
 import optlaws
-from _common import data_root, machine, schaipp_runs, spearman, write_section
+from _common import data_root, machine, report, schaipp_runs, spearman
 
 LRS = ("0.0005", "0.001", "0.002")
 TRUNK_CUT = 15000
@@ -164,9 +164,7 @@ def main():
                      f"{check['error']:.3%} / {check['error unanchored']:.3%} | {check['anchor']:.4f} | "
                      f"{check['advice']} | {check['real best']} |")
     text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        write_section("ranking", text)
+    report("ranking", text, write=not args.no_write)
 
 
 if __name__ == "__main__":

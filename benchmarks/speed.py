@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import optlaws
-from _common import data_root, machine, schaipp_runs, write_section
+from _common import data_root, machine, report, schaipp_runs
 
 
 def best_of(fn, repeats=3):
@@ -119,9 +119,7 @@ def main():
         lines.append(f"| {method} | {evaluated} | {sec:.3f} |")
         print(lines[-1], flush=True)
     text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        write_section("speed", text)
+    report("speed", text, write=not args.no_write)
 
 
 if __name__ == "__main__":

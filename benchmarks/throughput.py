@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import optlaws
-from _common import machine, write_section
+from _common import machine, report
 
 EVERY = 128
 PEAK = 3e-4
@@ -148,9 +148,7 @@ def main():
                   f"90% band and p_best from 64 joint draws): {first:.1f} s with compilation, {second:.1f} s "
                   f"after ({count * total * 65 / second:,.0f} schedule-steps/s counting the draws)."]
     text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        write_section(f"throughput-{jax.default_backend()}", text)
+    report(f"throughput-{jax.default_backend()}", text, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 
 import optlaws
-from _common import data_root, machine, schaipp_runs, spearman, write_section
+from _common import data_root, machine, report, schaipp_runs, spearman
 
 LRS = ("0.0001", "0.0005", "0.001", "0.002")
 FAMILY = "wsd:warmup=300,decay_frac=0.2,shape=linear,final=0"
@@ -115,9 +115,7 @@ def main():
         lines.append(f"| {name} | {joint} | {out} | {row['25k final error']:.2%} | {row['25k rank corr']:.2f} | "
                      f"{row['25k regret']:.4f} | {stars[0]} | {stars[1]} | {row['joint s']:.0f} |")
     text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        write_section("transfer", text)
+    report("transfer", text, write=not args.no_write)
 
 
 if __name__ == "__main__":

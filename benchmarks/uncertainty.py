@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 import optlaws
-from _common import data_root, machine, schaipp_runs, write_section
+from _common import data_root, machine, report, schaipp_runs
 
 LEVEL = 0.9
 # Bands of the parameters alone, by covariance estimate, then the default band.
@@ -103,9 +103,7 @@ def main():
             for m in METHODS]
     lines.append(f"| all | {len(totals[METHODS[0]])} | " + " | ".join(cols) + " | |")
     text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        write_section("uncertainty", text)
+    report("uncertainty", text, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -162,7 +162,8 @@ def _read_table(path: Path, required: dict[str, tuple[str, ...]], optional: dict
     header, body = _cells(path)
     if not header:
         raise InvalidCurveError(f"{path}: the file is empty.")
-    found = {role: _column(path, header, role, names, named.get(role)) for role, names in {**required, **optional}.items()}
+    found = {role: _column(path, header, role, names, named.get(role))
+             for role, names in {**required, **optional}.items()}
     missing = [role for role in required if found[role] is None]
     if missing:
         raise InvalidCurveError(
@@ -536,6 +537,4 @@ def write_csv(path: str | Path, steps, loss, lr, **columns) -> None:
         writer = csv.writer(f)
         writer.writerow(["step", "lr", "loss", *columns])
         for s, *row in zip(np.asarray(steps), *values):
-            # NumPy's shortest repr in each column's own precision: a float32 LR of 0.002 is
-            # written 0.002, not 0.002000000095.
-            writer.writerow([int(s), *map(_number_text, row)])
+            writer.writerow([int(s), *map(_number_text, row)])  # a float32 0.002 as 0.002, not 0.002000000095

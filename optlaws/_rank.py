@@ -138,8 +138,7 @@ def rank(
         chunk_size: candidates per vmapped batch (rounded up to a multiple of the device count).
         progress_bar: report progress on stderr when there is more than one chunk.
     """
-    candidates = list(candidates)
-    warn_if_extrapolating(model, [float(np.max(np.asarray(as_run(c).lr))) for c in candidates])
+    fit, candidates = model, list(candidates)
     model, uncertainty = model_and_uncertainty(model, uncertainty)
     if not candidates:
         raise ValueError("`candidates` is empty: rank needs at least one run.")
@@ -162,7 +161,7 @@ def rank(
     longest = max(r.total_steps for r in runs)
     steps, last = divergence_checks([r.total_steps for r in runs], DIVERGENCE_CHECKS)
     sampled = band is not None and uncertainty is not None
-    finals, blown, draws = [], [], []
+    finals, blown, draws, peaks = [], [], [], []
     with float64():
         model = in_float64(model)
         if sampled:
@@ -184,9 +183,12 @@ def rank(
                 final, first_blown = map(np.asarray, _central(model, stacked, steps, index))
                 finals.append(final[:len(part)])
                 blown.append(first_blown[:len(part)])
+                # Reduced where the chunk already is: no candidate's LRs are copied to the host.
+                peaks.append(np.asarray(jnp.max(stacked.lr, axis=-1))[:len(part)])
                 if sampled:
                     draws.append(np.asarray(final_losses(models, stacked, steps, index))[:, :len(part)])
                 advance()
+    warn_if_extrapolating(fit, np.concatenate(peaks))
     final = np.concatenate(finals)
     first_blown = np.concatenate(blown)
     diverged_at = np.where(first_blown >= 0, np.asarray(steps)[np.maximum(first_blown, 0)], -1)

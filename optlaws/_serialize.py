@@ -85,7 +85,8 @@ class Fitted:
 
 
 # Fields added after their class was first stored, whose constructor defaults reproduce the older
-# files' predictions (the stability mode and the curvature ceiling off): a file may lack them. Any other missing field is an error.
+# files' predictions (the stability mode and the curvature ceiling off): a file may lack them.
+# Any other missing field is an error.
 LATER_FIELDS = {"sharpness_init", "sharpness_floor", "flattening_rate", "curvature_ceiling"}
 # Largest integration block a file may ask for: beyond it, a schedule's shape is averaged away.
 MAX_BLOCK = 4096

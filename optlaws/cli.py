@@ -390,6 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--weight-decay", type=float, help=f"decoupled weight decay of {what}")
         p.add_argument("--momentum", type=float, help=f"Adam's beta1 or SGD's momentum of {what}")
 
+    def ranking_options(p, top):
+        p.add_argument("--top", type=_positive, default=top, help="show the best N")
+        p.add_argument("--band", type=float, default=0.9, help="probability of the final-loss band")
+        p.add_argument("--samples", type=_positive, default=64, help="joint parameter draws for bands and p_best")
+
     def curve_options(p):
         p.add_argument("--schedule", help="schedule spec for the curves (default: their 'lr' column "
                        "or JSON config), e.g. wsd:peak=3e-4,total=24000,warmup=2160")
@@ -453,9 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", help="schedule kind for a grid, e.g. wsd, cosine, linear, constant")
     p.add_argument("--total", type=_positive, help="total steps of every grid candidate")
     p.add_argument("--grid", action="append", help="key=LOW:HIGH:N[:log] or key=a,b,c (repeat per key)")
-    p.add_argument("--top", type=_positive, help="show the best N")
-    p.add_argument("--band", type=float, default=0.9, help="probability of the final-loss band (default 0.9)")
-    p.add_argument("--samples", type=_positive, default=64, help="joint parameter draws for bands and p_best")
+    ranking_options(p, top=None)
     p.add_argument("--json", action="store_true", help="print a JSON list, best first")
     p.add_argument("--plot", help="also save the best candidates' predicted curves (PNG)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
@@ -469,9 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=_count, help="use the observed run only up to this step")
     p.add_argument("--shapes", default="linear,1-sqrt,cosine", help="cooldown shapes (default linear,1-sqrt,cosine)")
     p.add_argument("--final-lr", type=float, default=0.0, help="LR at the end of the cooldown (default 0)")
-    p.add_argument("--top", type=_positive, default=10, help="show the best N (default 10)")
-    p.add_argument("--band", type=float, default=0.9, help="probability of the final-loss band (default 0.9)")
-    p.add_argument("--samples", type=_positive, default=64, help="joint parameter draws for bands and p_best")
+    ranking_options(p, top=10)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     curve_options(p)
     run_options(p, "the run (default: the file's, else the fitted runs' shared settings)")

@@ -55,9 +55,10 @@ class AbstractSDEModel(AbstractLossModel):
 
     The model is the landscape; the optimizer settings (batch size, weight decay, momentum) come
     from the :class:`~optlaws.Run`. Decoupled weight decay ``lambda`` moves the weight norm, and
-    with it the effective learning rate of scale-invariant weights: ``z`` (the squared norm, or its square for SGD, relative to
-    its equilibrium at ``reference_lr``) relaxes as ``z <- r + (z - r) exp(-2 c lr lambda n)`` with
-    ``r = lr / reference_lr``, and ``lr_eff = lr * batch_factor / sqrt(z)``. At equilibrium
+    with it the effective learning rate of scale-invariant weights: ``z`` (the squared norm, or
+    its square for SGD, relative to its equilibrium at ``reference_lr``) relaxes as
+    ``z <- r + (z - r) exp(-2 c lr lambda n)`` with ``r = lr / reference_lr``, and
+    ``lr_eff = lr * batch_factor / sqrt(z)``. At equilibrium
     ``lr_eff`` grows like ``sqrt(lr)``; early in training the norm is still moving, so the noise
     floor per unit LR falls as training proceeds. ``norm_init`` is ``z`` at step 0.
 
