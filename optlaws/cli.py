@@ -106,11 +106,6 @@ def _cmd_predict(args) -> int:
     run = Run(schedule, **_given_settings(args)).fill(**fitted.run_settings)
     prediction = predict(fitted, run, every=args.every, band=args.band, name=schedule.name)
     prediction.to_csv(args.out)
-    if args.plot:
-        from ._plot import plot_curves
-
-        plot_curves([prediction], path=args.plot, title=f"predicted loss: {schedule.name}")
-        _wrote(args, args.plot)
     if not args.quiet:
         band = (f" ({args.band:.0%} band {prediction.loss_low[-1]:.5f} to {prediction.loss_high[-1]:.5f})"
                 if args.band is not None else "")
@@ -118,6 +113,11 @@ def _cmd_predict(args) -> int:
               f"{int(prediction.steps[-1])}" + (f" (diverges at step {prediction.diverged_at})"
                                                 if prediction.diverged_at is not None else ""))
         print(f"wrote {args.out}")
+    if args.plot:
+        from ._plot import plot_curves
+
+        plot_curves([prediction], path=args.plot, title=f"predicted loss: {schedule.name}")
+        _wrote(args, args.plot)
     return 0
 
 
