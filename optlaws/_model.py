@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from ._precision import canonical
 from ._run import Run, as_run
 from ._schedules import Schedule
 
@@ -61,7 +62,7 @@ class AbstractLossModel(eqx.Module):
         ``run`` is a :class:`~optlaws.Run`, or a schedule / per-step LR array (a run that
         records no settings).
         """
-        return self._loss(as_run(run), steps)
+        return canonical(self)._loss(canonical(as_run(run)), steps)
 
     @abc.abstractmethod
     def _loss(self, run: Run, steps) -> Float[Array, " n"]:

@@ -13,8 +13,9 @@ import contextlib
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-__all__ = ["float64", "in_float64"]
+__all__ = ["canonical", "float64", "in_float64"]
 
 
 def float64() -> contextlib.AbstractContextManager:
@@ -37,3 +38,16 @@ def float64() -> contextlib.AbstractContextManager:
 def in_float64(tree):
     """``tree`` with every floating-point array leaf cast to float64 (call inside :func:`float64`)."""
     return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.float64) if eqx.is_inexact_array(x) else x, tree)
+
+
+def canonical(tree):
+    """``tree`` with every floating-point array leaf in JAX's current default precision: a model
+    fitted in float64 and evaluated outside :func:`float64` computes in float32 throughout (JAX
+    0.4.31 fails to lower a loop that mixes the two)."""
+
+    def cast(x):
+        dtype = jax.dtypes.canonicalize_dtype(x.dtype)
+        # Through NumPy: JAX treats float64 -> float32 as a no-op while float64 is off.
+        return x if x.dtype == dtype else jnp.asarray(np.asarray(x), dtype=dtype)
+
+    return jax.tree.map(lambda x: cast(x) if eqx.is_inexact_array(x) else x, tree)

@@ -14,6 +14,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._model import AbstractLossModel, Parameter
+from .._precision import canonical
 from .._run import Run, as_run
 from .dynamics import heavy_ball_equilibrium_factor, heavy_ball_log_contraction
 from .segments import DEFAULT_BLOCK, integrate, make_plan
@@ -197,9 +198,9 @@ class AbstractSDEModel(AbstractLossModel):
     def _curvatures(self, lr_max: Array) -> Array:
         """``min(h_k, curvature_ceiling / lr_max)``: the spectrum flattened where the LR's running
         maximum would put a mode past the ceiling (``curvature_ceiling = 0``: the spectrum as it is)."""
-        h = self.spectrum.curvatures
         on = (self.curvature_ceiling > 0) & (lr_max > 0)
-        return jnp.where(on, jnp.minimum(h, self.curvature_ceiling / jnp.where(on, lr_max, 1.0)), h)
+        cap = jnp.where(on, self.curvature_ceiling / jnp.where(on, lr_max, 1.0), jnp.inf)  # inf: off
+        return jnp.minimum(self.spectrum.curvatures, cap)
 
     def _sharpest_mode(self, sharpness, edge_loss, alpha, mu, n):
         """Flatten the sharpest direction toward the edge of ``alpha`` (at most ``flattening_rate``
@@ -259,9 +260,9 @@ class AbstractSDEModel(AbstractLossModel):
 
     def effective_lr(self, run: Run | Float[ArrayLike, " T"]) -> Float[Array, " T"]:
         """Per-step effective learning rate ``lr * batch_factor / sqrt(z)`` (weight-norm dynamics)."""
-        run = self.resolve(run)
-        norms = self._integrate(run, np.arange(run.total_steps), 1, lambda state: state[2])
-        return run.lr * self._batch_lr_factor(run.batch_size) / jnp.sqrt(norms)
+        model, run = canonical((self, self.resolve(run)))
+        norms = model._integrate(run, np.arange(run.total_steps), 1, lambda state: state[2])
+        return run.lr * model._batch_lr_factor(run.batch_size) / jnp.sqrt(norms)
 
     def temperature_and_mobility(
         self, run: Run | Float[ArrayLike, " T"]
