@@ -45,6 +45,7 @@ from ._schedules import (
     inverse_sqrt,
     linear,
     parse_schedule,
+    schedule_spec,
     step_decay,
     wsd,
 )

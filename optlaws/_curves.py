@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ._run import Run
-from ._schedules import Schedule, from_array
+from ._schedules import MAX_STEPS, Schedule, from_array
 
 __all__ = ["DivergedRunError", "InvalidCurveError", "LossCurve"]
 
@@ -61,6 +61,8 @@ class LossCurve:
             raise InvalidCurveError(f"{where} is empty: no (step, loss) points.")
         if not np.all(np.isfinite(steps.astype(float))) or np.any(steps != np.round(steps)):
             raise InvalidCurveError(f"{where}: steps must be whole numbers.")
+        if np.any(np.abs(steps) > MAX_STEPS):
+            raise InvalidCurveError(f"{where}: step {np.max(np.abs(steps)):g} is past the maximum of {MAX_STEPS:,}.")
         steps = steps.astype(np.int64)
         if steps[0] < 0:
             raise InvalidCurveError(f"{where}: negative step {steps[0]}.")
@@ -117,9 +119,14 @@ class LossCurve:
         **settings,
     ) -> LossCurve:
         """A curve from arrays; ``lr`` is a ``Schedule`` or per-step learning rates, ``settings``
-        the run's (``batch_size``, ``weight_decay``, ``momentum``)."""
-        schedule = lr if isinstance(lr, Schedule) else from_array(lr, name=name)
-        return cls(np.asarray(steps), np.asarray(loss), Run(schedule, **settings), name, dict(metadata or {}))
+        the run's (``batch_size``, ``weight_decay``, ``momentum``). Any fault of the inputs raises
+        :class:`InvalidCurveError` naming the curve."""
+        try:
+            schedule = lr if isinstance(lr, Schedule) else from_array(lr, name=name)
+            run = Run(schedule, **settings)
+        except (ValueError, TypeError) as e:
+            raise InvalidCurveError(f"loss curve {name!r}: {e}") from None
+        return cls(np.asarray(steps), np.asarray(loss), run, name, dict(metadata or {}))
 
     @property
     def schedule(self) -> Schedule:

@@ -264,6 +264,8 @@ class FitResult:
             out, or ``PRIOR_DISCREPANCY`` with fewer than three curves (see ``discrepancy_source``).
         discrepancy_source: where ``discrepancy`` came from: ``"leave-one-curve-out"``,
             ``"prior"`` or ``"given"``.
+        rising: names of the fitted curves whose loss rises over the curve (the median of their
+            last quarter of points above that of their first): no model here describes them.
     """
 
     model: AbstractLossModel
@@ -283,6 +285,7 @@ class FitResult:
     iterations: int = 0
     discrepancy: float = 0.0
     discrepancy_source: str = "given"
+    rising: tuple[str, ...] = ()
 
     @property
     def uncertainty(self) -> ParameterUncertainty:
@@ -315,6 +318,10 @@ class FitResult:
     def problems(self) -> list[str]:
         """What is wrong with this fit, in words (empty when nothing is)."""
         found = []
+        if self.rising:
+            found.append(f"the loss of {', '.join(map(repr, self.rising))} rises over the curve, where every "
+                         "model here describes a loss that falls with training: a diverging run, or not a "
+                         "training loss?")
         if not self.best_converged:
             found.append(f"the solver did not converge (best start stopped after {self.iterations} steps); "
                          "raise max_steps or give a closer starting point")
@@ -330,8 +337,9 @@ class FitResult:
                 + "; fix them (free=...) or add curves that move them")
         return found
 
-    def summary(self) -> str:
-        """A human-readable table of parameters and per-curve fit quality."""
+    def summary(self, *, problems: bool = True) -> str:
+        """A human-readable table of parameters and per-curve fit quality, then (with
+        ``problems``) what is wrong with the fit."""
         lines = [
             f"{type(self.model).__name__} fitted to {len(self.curves)} curve(s) in {self.seconds:.1f}s "
             f"({self.starts} starts screened, {self.converged}/{self.refined} best converged), "
@@ -348,7 +356,7 @@ class FitResult:
                 f"{m.curve:<28} {m.r2:>8.5f} {m.mean_rel_error:>9.3%} "
                 f"{m.max_rel_error:>9.3%} {m.final_rel_error:>9.3%}"
             )
-        lines += [f"warning: {p}" for p in self.problems()]
+        lines += [f"warning: {p}" for p in self.problems()] if problems else []
         return "\n".join(lines)
 
 
@@ -379,6 +387,12 @@ def _check_inputs(model, curves, free):
             f"{n_points} observed points cannot determine {len(free)} free parameters."
         )
     return curves, free
+
+
+def _rises(loss: np.ndarray) -> bool:
+    """Whether the median loss of the last quarter of the points exceeds that of the first."""
+    quarter = max(1, len(loss) // 4)
+    return len(loss) >= 2 and float(np.median(loss[-quarter:])) > float(np.median(loss[:quarter]))
 
 
 def _start(model: AbstractLossModel, curves, free) -> AbstractLossModel:
@@ -517,6 +531,7 @@ def fit(
         iterations=int(num_steps[best]),
         discrepancy=float(discrepancy),
         discrepancy_source=source,
+        rising=tuple(c.name for c in curves if _rises(c.loss)),
     )
     for problem_text in result.problems():
         warnings.warn(f"{type(model).__name__} fit: {problem_text}.", FitWarning, stacklevel=2)

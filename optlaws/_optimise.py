@@ -15,7 +15,7 @@ from ._precision import float64, in_float64
 from ._progress import progress
 from ._rank import rank
 from ._run import Run
-from ._schedules import Schedule, _check_concrete, _check_positive_int, _with_warmup, parse_schedule
+from ._schedules import Schedule, _check_concrete, _check_positive_int, _with_warmup, parse_schedule, schedule_spec
 
 __all__ = ["OptimisedSchedule", "family_specs", "optimise", "shares_logits", "shares_schedule"]
 
@@ -49,10 +49,11 @@ def family_specs(total_steps: int, *, peak_lr: float, min_lr: float = 0.0, warmu
     """Schedule specs of the usual families within the bounds of :func:`optimise`: WSD with a
     decay of 5% to 95% of the run (19 fractions) in each shape, cosine and linear decay to
     ``min_lr``, and the constant LR."""
-    common = f"peak={peak_lr!r},total={total_steps},warmup={warmup}"
-    specs = [f"wsd:{common},decay_frac={fraction:.2f},shape={shape},final={min_lr!r}"
+    common = dict(peak=peak_lr, total=total_steps, warmup=warmup)
+    specs = [schedule_spec("wsd", **common, decay_frac=round(fraction, 2), shape=shape, final=min_lr)
              for shape in ("linear", "1-sqrt", "cosine") for fraction in np.linspace(0.05, 0.95, 19)]
-    return specs + [f"cosine:{common},final={min_lr!r}", f"linear:{common},final={min_lr!r}", f"constant:{common}"]
+    return specs + [schedule_spec("cosine", **common, final=min_lr), schedule_spec("linear", **common, final=min_lr),
+                    schedule_spec("constant", **common)]
 
 
 def shares_schedule(logits, *, peak_lr, min_lr, warmup: int, total_steps: int) -> jax.Array:

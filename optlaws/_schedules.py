@@ -31,9 +31,15 @@ __all__ = [
     "inverse_sqrt",
     "linear",
     "parse_schedule",
+    "schedule_spec",
     "step_decay",
     "wsd",
 ]
+
+# Memory of one schedule step through evaluation (its LR, segment index and float64 copies), and
+# the longest schedule accepted: 40 GB.
+BYTES_PER_STEP = 40
+MAX_STEPS = 10**9
 
 DECAY_SHAPES = ("linear", "cosine", "sqrt", "exponential")
 # The names the literature uses for the same shapes ("1-sqrt": Hägele et al. 2024).
@@ -97,6 +103,9 @@ def _as_schedule(lr: Array, name: str) -> Schedule:
 def _check_positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"`{name}` must be a positive integer number of steps, got {value!r}.")
+    if value > MAX_STEPS:
+        raise ValueError(f"`{name}` = {value:,} steps is past the maximum of {MAX_STEPS:,}: evaluating it "
+                         f"would take about {value * BYTES_PER_STEP / 1e9:,.0f} GB.")
     return int(value)
 
 
@@ -374,6 +383,31 @@ def _parse_one(spec: str) -> Schedule:
         raise ValueError(f"schedule spec {spec!r}: {kind} has no key {', '.join(map(repr, unknown))}; its keys: "
                          f"peak, total, {', '.join(accepted)}.")
     return _BUILDERS[kind](peak, total, **kwargs)
+
+
+def _spec_value(key: str, value: Any) -> str:
+    if isinstance(value, str):
+        if key not in _STR_KEYS or not value or any(c in value for c in ",=+:"):
+            raise ValueError(f"schedule_spec: `{key}` = {value!r} cannot be written in a spec.")
+        return value
+    values = [float(v) for v in np.atleast_1d(value).tolist()]
+    if key in _INT_KEYS | {"warmup"} and len(values) == 1 and values[0].is_integer():
+        return str(int(values[0]))
+    return "/".join(map(repr, values))  # the shortest text that reads back as the same float
+
+
+def schedule_spec(kind: str, **keys: Any) -> str:
+    """The text spec of ``kind``'s schedule with ``keys``, the inverse of :func:`parse_schedule`:
+    ``parse_schedule(schedule_spec(kind, **keys))`` equals ``BUILDER(**keys)`` exactly (numbers are
+    written as the shortest text that reads back as the same value; ``tests/test_specs.py``).
+
+    Example:
+        >>> schedule_spec("wsd", peak=3e-4, total=24000, warmup=2160, decay_frac=0.2, shape="1-sqrt")
+        'wsd:peak=0.0003,total=24000,warmup=2160,decay_frac=0.2,shape=1-sqrt'
+    """
+    if kind not in _BUILDERS:
+        raise ValueError(f"schedule_spec: unknown schedule {kind!r}; known: {', '.join(sorted(_BUILDERS))}.")
+    return f"{kind}:" + ",".join(f"{key}={_spec_value(key, value)}" for key, value in keys.items())
 
 
 def parse_schedule(spec: str) -> Schedule:

@@ -1,12 +1,13 @@
 """The FITTED.json format: a fitted model that loads back to the same predictions, with what
 prediction bands need.
 
-Layout (version 2)::
+Layout (version 3)::
 
     {
       "format": "optlaws.fitted",
-      "version": 2,
+      "version": 3,
       "optlaws_version": "0.2.0",
+      "sha256": "9f2c...",
       "model": {"type": "AdamModel", "fields": {
           "spectrum": {"type": "PowerLawSpectrum", "fields": {"signal_amplitude": 0.74, ...,
                                                               "curvatures": [...]}},
@@ -27,6 +28,10 @@ the fit's Gaussian over its free parameters (log coordinates for positive ones) 
 discrepancy (RMS log-loss error on a new run; absent in version-2 files written before it was
 added, read as 0: their bands were of the parameters alone); ``fit`` is informational.
 
+``sha256`` is the hash of what predictions depend on (``model``, ``runs`` and ``uncertainty``, as
+compact JSON with sorted keys): a hand edit is detected and refused unless loaded with
+``trust=True`` (``--trust``). Versions 1 and 2 carry no hash and load without the check.
+
 Version 1 kept the run settings (``batch_size``, ``weight_decay``, ``b1`` / ``momentum``) in the
 model: they load into ``runs``.
 """
@@ -34,6 +39,7 @@ model: they load into ``runs``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -55,7 +61,9 @@ from ._uncertainty import ParameterUncertainty
 __all__ = ["FORMAT", "VERSION", "Fitted", "load_fitted", "load_model", "save_model", "strict_json"]
 
 FORMAT = "optlaws.fitted"
-VERSION = 2
+VERSION = 3
+# What predictions depend on: the sections the file's hash covers.
+HASHED = ("model", "runs", "uncertainty")
 # Version 1 stored these run settings as model fields; the names in a Run.
 V1_RUN_FIELDS = {"batch_size": "batch_size", "weight_decay": "weight_decay", "b1": "momentum",
                  "momentum": "momentum"}
@@ -245,13 +253,26 @@ def save_model(path: str | Path, model: AbstractLossModel, fit_result: FitResult
             "seconds": fit_result.seconds,
             "peak_lr_range": list(fit_result.peak_lr_range),
         })
+    document["sha256"] = _content_hash(document)
     text = json.dumps(document, indent=1, allow_nan=False) + "\n"
     with atomic_write(path) as f:
         f.write(text)
 
 
-def load_fitted(path: str | Path) -> Fitted:
-    """Read a FITTED.json file written by :func:`save_model` (format version 1 or 2)."""
+def _content_hash(document: dict) -> str:
+    """SHA-256 of the sections predictions depend on, as compact JSON with sorted keys (the same
+    text for a document and its JSON round trip)."""
+    content = {name: document.get(name) for name in HASHED}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_fitted(path: str | Path, *, trust: bool = False) -> Fitted:
+    """Read a FITTED.json file written by :func:`save_model` (format version 1, 2 or 3).
+
+    Every field is checked (present, of its type, finite, in its domain) and, in version 3, the
+    file's hash: a file edited by hand is refused unless ``trust=True``.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such fitted-model file: {path}")
@@ -262,9 +283,9 @@ def load_fitted(path: str | Path) -> Fitted:
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ValueError(f"{path}: not an optlaws fitted-model file (no \"format\": \"{FORMAT}\").")
     version = document.get("version")
-    if version not in (1, VERSION):
+    if version not in (1, 2, VERSION):
         raise ValueError(
-            f"{path}: fitted-model format version {version!r}; this optlaws reads versions 1 and {VERSION}."
+            f"{path}: fitted-model format version {version!r}; this optlaws reads versions 1 to {VERSION}."
         )
     try:
         with float64():  # float64 leaves: the exact stored values
@@ -272,6 +293,10 @@ def load_fitted(path: str | Path) -> Fitted:
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
         what = f"missing {e}" if isinstance(e, KeyError) else str(e)
         raise ValueError(f"{path}: not a valid fitted model: {what}") from None
+    if version >= 3 and not trust and document.get("sha256") != _content_hash(document):
+        what = "has no `sha256`" if "sha256" not in document else "does not match its `sha256`"
+        raise ValueError(f"{path}: the file {what}: it was edited after optlaws wrote it. Refit, or load "
+                         "a deliberate edit with trust=True (command line: --trust).")
     return Fitted(model=model, run_settings=run_settings, uncertainty=uncertainty, fit=document.get("fit"))
 
 
@@ -300,6 +325,6 @@ def _load_document(document: dict, version: int):
     return model, run_settings, uncertainty
 
 
-def load_model(path: str | Path) -> AbstractLossModel:
+def load_model(path: str | Path, *, trust: bool = False) -> AbstractLossModel:
     """Read the model of a FITTED.json file (see :func:`load_fitted` for the rest)."""
-    return load_fitted(path).model
+    return load_fitted(path, trust=trust).model

@@ -92,7 +92,7 @@ def _cmd_fit(args) -> int:
                      progress=not args.quiet)
     save_model(args.out, result.model, result)
     if not args.quiet:
-        print(result.summary())
+        print(result.summary(problems=False))  # problems go to stderr, below
         print(f"\nwrote {args.out}")
     for problem in result.problems():
         print(f"optlaws: warning: {problem}", file=sys.stderr)
@@ -101,7 +101,7 @@ def _cmd_fit(args) -> int:
 
 def _cmd_predict(args) -> int:
     _check_outputs(args, [args.fitted, args.schedule])
-    fitted = load_fitted(args.fitted)
+    fitted = load_fitted(args.fitted, trust=args.trust)
     schedule = _schedule(args.schedule, args.warmup)
     run = Run(schedule, **_given_settings(args)).fill(**fitted.run_settings)
     prediction = predict(fitted, run, every=args.every, band=args.band, name=schedule.name)
@@ -123,7 +123,7 @@ def _cmd_predict(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     _check_outputs(args, [args.fitted, *args.curves])
-    fitted = load_fitted(args.fitted)
+    fitted = load_fitted(args.fitted, trust=args.trust)
     model = fitted.model
     curves = [dataclasses.replace(c, run=c.run.fill(**fitted.run_settings)) for c in _read_curves(args.curves, args)]
     results = evaluate(model, curves)
@@ -179,7 +179,7 @@ def _cmd_transfer(args) -> int:
     if Path(args.source).suffix.lower() == ".json":
         if not args.family or not args.horizons:
             raise ValueError("transfer from a fitted model needs --family and --horizons.")
-        fitted = load_fitted(args.source)
+        fitted = load_fitted(args.source, trust=args.trust)
         horizons = [int(float(h)) for h in args.horizons.split(",")]
         optima = model_optima(fitted.model, args.family, horizons, uncertainty=fitted.uncertainty,
                               lrs=_parse_lr_grid(args.lrs) if args.lrs else None, level=args.level,
@@ -253,7 +253,7 @@ def _cmd_search(args) -> int:
     from ._rank import rank
 
     _check_outputs(args, [args.fitted, args.candidates])
-    fitted = load_fitted(args.fitted)
+    fitted = load_fitted(args.fitted, trust=args.trust)
     schedules = _search_candidates(args)
     settings = {**fitted.run_settings, **_given_settings(args)}
     runs = [Run(s, **settings) for s in schedules]
@@ -277,7 +277,7 @@ def _cmd_optimise(args) -> int:
     from ._optimise import optimise
 
     _check_outputs(args, [args.fitted])
-    fitted = load_fitted(args.fitted)
+    fitted = load_fitted(args.fitted, trust=args.trust)
     settings = {**fitted.run_settings, **_given_settings(args)}
     result = optimise(fitted, args.total, peak_lr=args.peak, min_lr=args.min_lr, warmup=args.warmup,
                       knots=args.knots, iterations=args.iterations, progress_bar=not args.json, **settings)
@@ -315,7 +315,7 @@ def _cmd_plan(args) -> int:
     from ._plan import plan
 
     _check_outputs(args, [args.fitted, args.observed])
-    fitted = load_fitted(args.fitted)
+    fitted = load_fitted(args.fitted, trust=args.trust)
     observed = _read_curves([args.observed], args)[0]
     if args.until is not None:
         observed = observed.until(args.until)
@@ -395,6 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--band", type=float, default=0.9, help="probability of the final-loss band")
         p.add_argument("--samples", type=_positive, default=64, help="joint parameter draws for bands and p_best")
 
+    def fitted_argument(p):
+        p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
+        p.add_argument("--trust", action="store_true", help="load a FITTED.json edited by hand (its hash "
+                       "no longer matches)")
+
     def curve_options(p):
         p.add_argument("--schedule", help="schedule spec for the curves (default: their 'lr' column "
                        "or JSON config), e.g. wsd:peak=3e-4,total=24000,warmup=2160")
@@ -429,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_fit)
 
     p = add_command("predict", help="predict the loss curve of a schedule")
-    p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
+    fitted_argument(p)
     p.add_argument("--schedule", required=True, help="schedule spec, or a CSV with step,lr columns")
     p.add_argument("--warmup", type=_count, help="linear warmup steps before the first LR of a CSV")
     p.add_argument("--out", required=True, help="where to write step,lr,loss (CSV)")
@@ -443,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_predict)
 
     p = add_command("evaluate", help="compare a fitted model with observed curves")
-    p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
+    fitted_argument(p)
     p.add_argument("curves", nargs="+", help="held-out loss-curve files")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.add_argument("--plot", help="also save a figure (PNG)")
@@ -453,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_evaluate)
 
     p = add_command("search", help="rank candidate schedules by predicted final loss")
-    p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
+    fitted_argument(p)
     p.add_argument("--candidates", help="a file with one schedule spec per line")
     p.add_argument("--family", help="schedule kind for a grid, e.g. wsd, cosine, linear, constant")
     p.add_argument("--total", type=_positive, help="total steps of every grid candidate")
@@ -466,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_search)
 
     p = add_command("plan", help="plan the cooldown of a run in progress: rank its continuations")
-    p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
+    fitted_argument(p)
     p.add_argument("--observed", required=True, help="the run so far (.csv with step,lr,loss; .json export)")
     p.add_argument("--total", type=_positive, required=True, help="planned length of the run (steps)")
     p.add_argument("--until", type=_count, help="use the observed run only up to this step")
@@ -479,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_plan)
 
     p = add_command("optimise", help="a free-form schedule by gradient descent on the predicted final loss")
-    p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
+    fitted_argument(p)
     p.add_argument("--total", type=_positive, required=True, help="steps of the run")
     p.add_argument("--peak", type=float, required=True, help="peak (largest) LR after warmup")
     p.add_argument("--min-lr", type=float, default=0.0, help="smallest LR allowed (default 0)")
@@ -495,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add_command("transfer", help="the optimal peak LR at a new horizon, from a sweep or a fitted model")
     p.add_argument("source", help="a sweep CSV (columns horizon,peak_lr,final_loss) or FITTED.json")
+    p.add_argument("--trust", action="store_true", help="load a FITTED.json edited by hand")
     p.add_argument("--to-horizon", type=float, help="sweep: the horizon (steps) to predict LR* at")
     p.add_argument("--loss-noise", type=float, default=1e-3,
                    help="sweep: relative seed-to-seed spread of a final loss, for horizons with under 5 runs "

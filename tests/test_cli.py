@@ -190,6 +190,19 @@ def test_strict_fit_fails_on_a_poor_fit(tmp_path, capsys):
     assert main(args + ["--strict", "--force"]) == 3
 
 
+def test_a_rising_curve_is_named(tmp_path, capsys):
+    """A loss that rises over training (a slowly diverging run) is no input for a model of a
+    falling loss: the fit names the curve, and --strict fails."""
+    steps = np.arange(100, 3001, 100)
+    loss = 3.0 + 0.02 * np.sqrt(steps / 100.0) + 0.003 * np.sin(steps / 70.0)
+    optlaws.write_csv(tmp_path / "up.csv", steps, loss, np.full(steps.shape, 1e-3))
+    args = ["fit", str(tmp_path / "up.csv"), "--model", "power", "--quiet", "--out", str(tmp_path / "f.json")]
+    assert main(args + ["--strict"]) == 3
+    assert "the loss of 'up' rises over the curve" in capsys.readouterr().err
+    optlaws.write_csv(tmp_path / "down.csv", steps, loss[::-1], np.full(steps.shape, 1e-3))
+    assert optlaws.fit(optlaws.PowerLaw(), optlaws.read_csv(tmp_path / "down.csv"), progress=False).rising == ()
+
+
 def test_outputs_never_clobber_inputs_or_existing_files(curve_files, tmp_path, capsys):
     constant = str(curve_files["constant_24000"])
     before = curve_files["constant_24000"].read_text()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import optlaws
+from optlaws._serialize import _content_hash
 from optlaws.cli import main
 
 TRUE = dict(loss_inf=2.6, signal_amplitude=0.75, signal_exponent=0.46, noise_amplitude=300.0)
@@ -23,6 +24,7 @@ def stored(tmp_path):
     document["uncertainty"] = {"free": list(parameters.names), "positive": list(parameters.positive),
                                "theta": np.asarray(uncertainty.mean).tolist(),
                                "covariance": np.asarray(uncertainty.covariance).tolist(), "discrepancy": 0.002}
+    document["sha256"] = _content_hash(document)  # as optlaws writes a file with an uncertainty
     return document
 
 
@@ -65,12 +67,42 @@ def test_tampered_files_are_refused_with_the_field_named(tmp_path, capsys, edit,
     assert err.startswith("optlaws: error:") and "Traceback" not in err
 
 
-def test_an_untampered_file_and_one_without_the_later_stability_fields_load(tmp_path):
+def older(document):
+    """A version-2 file, written before the stability fields and the hash."""
+    for name in ("sharpness_init", "sharpness_floor", "flattening_rate"):
+        document["model"]["fields"].pop(name)
+    document.pop("sha256")
+    document["version"] = 2
+
+
+def test_an_untampered_file_and_an_older_one_load(tmp_path):
     path = tamper(tmp_path, lambda d: None)
     assert optlaws.load_fitted(path).uncertainty is not None
-    older = tamper(tmp_path, lambda d: [d["model"]["fields"].pop(k) for k in
-                                        ("sharpness_init", "sharpness_floor", "flattening_rate")])
-    assert optlaws.load_fitted(older).model.values() == optlaws.load_fitted(path).model.values()
+    assert optlaws.load_fitted(tamper(tmp_path, older)).model.values() == optlaws.load_fitted(path).model.values()
+    # The informational fit report is not what predictions depend on: not hashed.
+    optlaws.load_fitted(tamper(tmp_path, lambda d: d.update(fit={"note": "edited"})))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["model"]["fields"].update(loss_inf=2.5), "does not match its `sha256`"),
+    (lambda d: d["uncertainty"].update(discrepancy=0.02), "does not match its `sha256`"),
+    (lambda d: d["runs"].update(batch_size=32.0), "does not match its `sha256`"),
+    (lambda d: d.pop("sha256"), "has no `sha256`"),
+])
+def test_a_hand_edit_is_refused_unless_trusted(tmp_path, capsys, edit, message):
+    document = stored(tmp_path)
+    document["runs"] = {"batch_size": 64.0}
+    document["sha256"] = _content_hash(document)
+    edit(document)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=message):
+        optlaws.load_fitted(path)
+    assert optlaws.load_fitted(path, trust=True).model.values() == optlaws.load_model(path, trust=True).values()
+    command = ["predict", str(path), "--schedule", "constant:peak=1e-3,total=100", "--out", str(tmp_path / "p.csv")]
+    assert main(command) == 2
+    assert "--trust" in capsys.readouterr().err
+    assert main([*command, "--trust", "--quiet"]) == 0
 
 
 def test_a_peak_lr_far_outside_the_fitted_ones_is_reported(tmp_path, capsys):

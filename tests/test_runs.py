@@ -256,7 +256,7 @@ def test_fitted_file_keeps_the_band_and_the_runs(tmp_path):
     path = tmp_path / "fitted.json"
     optlaws.save_model(path, result.model, result)
     stored = json.loads(path.read_text())
-    assert stored["version"] == 2 and stored["runs"] == {"batch_size": 64.0, "momentum": 0.9}
+    assert stored["version"] == 3 and stored["runs"] == {"batch_size": 64.0, "momentum": 0.9}
     fitted = optlaws.load_fitted(path)
     assert fitted.run_settings == stored["runs"]
     held = optlaws.Run(optlaws.wsd(3e-4, 24000, warmup=2160), batch_size=64.0)

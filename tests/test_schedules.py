@@ -111,6 +111,7 @@ def test_bad_schedules_name_the_problem(call, message):
     ("wsd:peak=1e-3,total=100,total=200", "`total` is given twice"),
     ("wsd:peak=inf,total=100", "`peak` is not finite"),
     ("wsd:peak=1e-3,total=1e400", "`total` is not finite"),
+    ("constant:peak=1e-3,total=5000000000", "past the maximum of 1,000,000,000: .* about 200 GB"),
     ("wsd:peak=1e-3,total=100,colour=2", "wsd has no key 'colour'; its keys: peak, total, decay_frac"),
 ])
 def test_spec_parser_refuses_what_it_would_have_coerced(spec, message):

@@ -3,8 +3,14 @@
 The schedule is cut into segments: blocks of ``block`` steps, also cut at every requested step.
 Within a segment the learning rate is replaced by its mean (which keeps the cumulative learning
 rate exact at every segment end); the moment recursion over a constant-LR segment of ``n`` steps
-is then exact (``rho ** n``). ``block=1`` integrates every step exactly; for smooth schedules
-``block=16`` changes predictions by a few parts in a million (see ``tests/test_sde.py``).
+is then exact (``rho ** n``). ``block=1`` integrates every step exactly. With ``block=16``
+(measured against ``block=1``, peak LR up to the reference LR, momentum 0 to 0.95):
+
+- a cosine schedule moves by a few parts in a million (``tests/test_sde.py``);
+- past the warmup, any WSD, cosine, linear or constant run moves by under 1e-3, the worst being a
+  cooldown of only 30 steps (5e-4) (``tests/test_properties.py``);
+- inside a warmup ramp the error is larger, up to 0.2% at its end with momentum 0.95 (0.04% at
+  0.9), and gone within a warmup length after it.
 """
 
 from __future__ import annotations
@@ -51,7 +57,8 @@ def _plan(total: int, steps: tuple[int, ...], block: int) -> SegmentPlan:
     segment_ids = np.repeat(np.arange(cuts.shape[0]), lengths)
     output_index = np.searchsorted(cuts, steps) + 1
     output_index[np.asarray(steps) == 0] = 0
-    return SegmentPlan(total, segment_ids, lengths, output_index)
+    # int32 indices (schedules stop at MAX_STEPS < 2**31): one index type with float64 on or off.
+    return SegmentPlan(total, segment_ids.astype(np.int32), lengths, output_index.astype(np.int32))
 
 
 def make_plan(total: int, steps, block: int = DEFAULT_BLOCK) -> SegmentPlan:
