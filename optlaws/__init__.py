@@ -10,6 +10,7 @@ from ._fit import FitProblem, FitResult, FitWarning, fit, huber
 from ._io import (
     read_csv,
     read_curve,
+    read_dataframe,
     read_json,
     read_jsonl,
     read_schedule_csv,

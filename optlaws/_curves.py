@@ -128,6 +128,21 @@ class LossCurve:
             raise InvalidCurveError(f"loss curve {name!r}: {e}") from None
         return cls(np.asarray(steps), np.asarray(loss), run, name, dict(metadata or {}))
 
+    @classmethod
+    def from_dataframe(cls, frame, **kwargs) -> LossCurve:
+        """A curve from a data frame (pandas, polars) with step, loss and optionally LR columns,
+        found by name as in a CSV file; see :func:`~optlaws.read_dataframe` for the options.
+
+        Example:
+            >>> import pandas as pd, optlaws
+            >>> frame = pd.DataFrame({"_step": [100, 200, 300], "train/loss": [3.1, 2.9, 2.8], "lr": 1e-3})
+            >>> optlaws.LossCurve.from_dataframe(frame, name="run").final_loss
+            2.8
+        """
+        from ._io import read_dataframe
+
+        return read_dataframe(frame, **kwargs)
+
     @property
     def schedule(self) -> Schedule:
         """The run's learning rates as a named :class:`~optlaws.Schedule`."""

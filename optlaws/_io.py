@@ -21,6 +21,7 @@ from ._schedules import Schedule, constant, cosine, from_array, parse_schedule, 
 __all__ = [
     "read_csv",
     "read_curve",
+    "read_dataframe",
     "read_json",
     "read_jsonl",
     "read_schedule_csv",
@@ -158,8 +159,12 @@ def _read_table(path: Path, required: dict[str, tuple[str, ...]], optional: dict
     """Numeric columns by role (``{"step": (...aliases)}``) of a CSV or JSON Lines file, each as
     ``(values, present)``: a blank cell (a metric not logged on that row, as W&B exports have)
     is absent, not an error; any other cell that is not a number is."""
-    named = named or {}
-    header, body = _cells(path)
+    return _table(path, *_cells(path), required, optional, named or {})
+
+
+def _table(path: Path, header: list[str], body: list[list[str]], required: dict[str, tuple[str, ...]],
+           optional: dict[str, tuple[str, ...]], named: dict[str, str | None]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """:func:`_read_table` of a header and rows of text cells (from a file, or a data frame)."""
     if not header:
         raise InvalidCurveError(f"{path}: the file is empty.")
     found = {role: _column(path, header, role, names, named.get(role))
@@ -218,10 +223,13 @@ def read_csv(
     ``schedule`` (an :class:`Schedule` or a spec string) when given, otherwise it is rebuilt
     from the ``lr`` column (see :func:`schedule_from_samples`).
 
-    The run's settings come from optional columns ``batch_size``, ``weight_decay`` (or ``wd``)
-    and ``momentum`` (or ``beta1``), each holding one value for the whole run; ``settings``
-    given here (``batch_size=``, ...; CLI ``--batch-size`` ...) take precedence. Settings
-    recorded nowhere take the model's values for unrecorded settings.
+    The run's settings come from a JSON config beside the file (``{stem}.config.json``, else
+    ``config.json``; keys ``batch_size`` (times ``acc_steps``), ``weight_decay``, ``beta1`` or
+    ``momentum``, W&B's ``{"value": ...}`` entries unwrapped), then from optional columns
+    ``batch_size``, ``weight_decay`` (or ``wd``) and ``momentum`` (or ``beta1``), each holding
+    one value for the whole run; ``settings`` given here (``batch_size=``, ...; CLI
+    ``--batch-size`` ...) take precedence over both. Settings recorded nowhere take the model's
+    values for unrecorded settings.
     """
     path = Path(path)
     table = _read_table(path, {"step": STEP_COLUMNS, "loss": LOSS_COLUMNS}, {"lr": LR_COLUMNS, **SETTING_COLUMNS},
@@ -229,11 +237,47 @@ def read_csv(
     return _curve_from_table(path, table, schedule, warmup, name or path.stem, settings)
 
 
-def _curve_from_table(path: Path, table: dict, schedule, warmup: int | None, name: str, settings: dict) -> LossCurve:
+def read_dataframe(
+    frame,
+    *,
+    schedule: Schedule | str | None = None,
+    warmup: int | None = None,
+    name: str = "dataframe",
+    step_col: str | None = None,
+    loss_col: str | None = None,
+    lr_col: str | None = None,
+    **settings,
+) -> LossCurve:
+    """Read a loss curve from a data frame (pandas, polars, or any table with ``columns`` and a
+    column per ``frame[name]``), as :func:`read_csv` reads a CSV file: the same column names
+    found, the same options. A missing value (NaN, None) is a metric not logged on that row.
+    :meth:`LossCurve.from_dataframe` calls this."""
+    where = Path(f"<data frame {name!r}>")
+    try:
+        header = [str(c) for c in frame.columns]
+        columns = [np.asarray(frame[c]) for c in frame.columns]
+    except (AttributeError, KeyError, TypeError) as e:
+        raise TypeError(f"`frame` must be a data frame (named columns), got {type(frame).__name__}: {e}") from None
+    body = [[_cell(column[i]) for column in columns] for i in range(len(columns[0]) if columns else 0)]
+    table = _table(where, header, body, {"step": STEP_COLUMNS, "loss": LOSS_COLUMNS},
+                   {"lr": LR_COLUMNS, **SETTING_COLUMNS}, {"step": step_col, "loss": loss_col, "lr": lr_col})
+    return _curve_from_table(where, table, schedule, warmup, name, settings, file=False)
+
+
+def _cell(value) -> str:
+    """A data-frame value as the text cell :func:`_table` reads ('' when missing)."""
+    if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
+        return ""
+    return repr(float(value)) if isinstance(value, (float, np.floating)) else str(value)
+
+
+def _curve_from_table(path: Path, table: dict, schedule, warmup: int | None, name: str, settings: dict, *,
+                      file: bool = True) -> LossCurve:
     """A curve from the columns of :func:`_read_table` (roles step, loss and optionally lr and
-    the run settings)."""
+    the run settings), with the settings of a config beside the log ``file``."""
     steps = table["step"][0]
-    recorded = {}
+    beside, config = _settings_beside(path) if file else ({}, None)
+    recorded = dict(beside)
     for setting in SETTING_COLUMNS:
         if setting in table:
             values = np.unique(table[setting][0][table[setting][1]])
@@ -260,7 +304,30 @@ def _curve_from_table(path: Path, table: dict, schedule, warmup: int | None, nam
     if not logged.any():
         raise InvalidCurveError(f"{path}: the loss column is blank on every row.")
     run = _run(path, schedule, {**recorded, **_given(settings)})
-    return LossCurve(steps[logged], loss[logged], run, name=name, metadata={"source": str(path)})
+    metadata = {"source": str(path), **({"config": str(config)} if config else {})}
+    return LossCurve(steps[logged], loss[logged], run, name=name, metadata=metadata)
+
+
+# Config files that record a log's run settings, looked for beside it ({stem}: the log's name).
+CONFIG_FILES = ("{stem}.config.json", "config.json")
+
+
+def _settings_beside(path: Path) -> tuple[dict[str, float], Path | None]:
+    """Run settings from a JSON config beside a log (:data:`CONFIG_FILES`; W&B's
+    ``{"key": {"value": ...}}`` entries unwrapped), and the config's path."""
+    folder = path if path.is_dir() else path.parent
+    for pattern in CONFIG_FILES:
+        config = folder / pattern.format(stem=path.stem)
+        if config.is_file():
+            try:
+                document = json.loads(config.read_text(encoding="utf-8-sig"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise InvalidCurveError(f"{config} (the config beside {path.name}): not JSON ({e}).") from None
+            if not isinstance(document, dict):
+                raise InvalidCurveError(f"{config} (the config beside {path.name}): not a JSON object.")
+            unwrapped = {k: v["value"] if isinstance(v, dict) and "value" in v else v for k, v in document.items()}
+            return settings_from_config(unwrapped), config
+    return {}, None
 
 
 def read_tensorboard(
@@ -528,12 +595,18 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
         raise
 
 
-def write_csv(path: str | Path, steps, loss, lr, **columns) -> None:
-    """Write columns ``step,lr,loss`` and any further named ``columns`` of the same length
-    (atomically: see :func:`atomic_write`), each number as the shortest text that reads back as
-    the same value in its array's precision."""
+def text_output(target: str | Path | IO) -> contextlib.AbstractContextManager[IO]:
+    """Where text goes: an open stream as it is (``sys.stdout`` for ``--out -``), a path through
+    :func:`atomic_write`."""
+    return contextlib.nullcontext(target) if hasattr(target, "write") else atomic_write(target)
+
+
+def write_csv(path: str | Path | IO, steps, loss, lr, **columns) -> None:
+    """Write columns ``step,lr,loss`` and any further named ``columns`` of the same length to a
+    file (atomically: see :func:`atomic_write`) or an open text stream, each number as the
+    shortest text that reads back as the same value in its array's precision."""
     values = [np.asarray(lr), np.asarray(loss), *(np.asarray(v) for v in columns.values())]
-    with atomic_write(path) as f:
+    with text_output(path) as f:
         writer = csv.writer(f)
         writer.writerow(["step", "lr", "loss", *columns])
         for s, *row in zip(np.asarray(steps), *values):

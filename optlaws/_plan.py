@@ -68,6 +68,7 @@ def plan(
     final_lr: float = 0.0,
     band: float | None = 0.9,
     num_samples: int = 64,
+    seed: int = 0,
     progress_bar: bool = True,
 ) -> Plan:
     """Rank the continuations of a run in progress to ``total_steps``: hold the current LR, then
@@ -90,7 +91,7 @@ def plan(
         shapes: cooldown shapes (``linear``, ``1-sqrt``, ``cosine``, ``exponential``).
         cooldown_fractions: cooldown lengths as fractions of ``total_steps``.
         final_lr: the LR the cooldown ends at.
-        band, num_samples: see :func:`rank`.
+        band, num_samples, seed: see :func:`rank`.
         progress_bar: report progress on stderr.
     """
     checkpoint = int(observed.steps[-1])
@@ -116,7 +117,8 @@ def plan(
             cooldowns.append({"start": total_steps - length, "length": length, "shape": shape,
                               "final_lr": float(final_lr)})
     names = [f"cooldown {c['shape']} from {c['start']} ({c['length']} steps)" for c in cooldowns]
-    ranking = rank(model, runs, names=names, band=band, num_samples=num_samples, progress_bar=progress_bar)
+    ranking = rank(model, runs, names=names, band=band, num_samples=num_samples, seed=seed,
+                   progress_bar=progress_bar)
     landscape, _ = model_and_uncertainty(model, None)
     with float64():
         at_checkpoint = float(in_float64(landscape).loss(runs[0], [checkpoint])[0])

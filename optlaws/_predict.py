@@ -50,9 +50,11 @@ class Prediction:
         return int(self.steps[np.argmax(bad)]) if bad.any() else None
 
     def to_csv(self, path) -> None:
-        """Write columns ``step,lr,loss`` (and ``loss_low,loss_high`` with a band)."""
+        """Write columns ``step,lr,loss`` (and ``loss_low,loss_high`` with a band) to a file or an
+        open text stream."""
         band = {} if self.loss_low is None else {"loss_low": self.loss_low, "loss_high": self.loss_high}
         write_csv(path, self.steps, self.loss, self.lr, **band)
+
 
 def first_blow_up(losses, last=None):
     """Index of the first point whose loss is not finite or exceeds ``DIVERGENCE_RATIO`` times its

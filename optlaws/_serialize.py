@@ -43,7 +43,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import equinox as eqx
 import jax
@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._fit import FitResult
-from ._io import atomic_write
+from ._io import text_output
 from ._model import AbstractLossModel, ParameterMap
 from ._precision import float64
 from ._registry import serializable_classes
@@ -223,9 +223,9 @@ def _shared_settings(fit_result: FitResult) -> dict[str, float]:
     return shared
 
 
-def save_model(path: str | Path, model: AbstractLossModel, fit_result: FitResult | None = None) -> None:
+def save_model(path: str | Path | IO, model: AbstractLossModel, fit_result: FitResult | None = None) -> None:
     """Write ``model`` (and what is known about its fit, with its parameter uncertainty) to a
-    FITTED.json file."""
+    FITTED.json file (atomically), or to an open text stream."""
     from . import __version__
 
     document = {
@@ -255,7 +255,7 @@ def save_model(path: str | Path, model: AbstractLossModel, fit_result: FitResult
         })
     document["sha256"] = _content_hash(document)
     text = json.dumps(document, indent=1, allow_nan=False) + "\n"
-    with atomic_write(path) as f:
+    with text_output(path) as f:
         f.write(text)
 
 

@@ -58,13 +58,17 @@ def _schedule(spec: str, warmup: int | None) -> Schedule:
     return parse_schedule(spec)
 
 
+# `--out -`: the output goes to stdout, the command's report to stderr.
+STDOUT = "-"
+
+
 def _check_outputs(args, inputs) -> None:
     """Refuse an output (``--out``, ``--plot``) that is one of the command's inputs, or an
     existing file without ``--force``; the folder must exist (nothing is created outside it)."""
     sources = {Path(p).resolve() for p in inputs if p}
     for option in ("out", "plot"):
         target = getattr(args, option, None)
-        if not target:
+        if not target or (option == "out" and target == STDOUT):
             continue
         path = Path(target)
         if path.resolve() in sources:
@@ -77,8 +81,19 @@ def _check_outputs(args, inputs) -> None:
 
 def _wrote(args, path) -> None:
     """Name a file the command wrote: on stdout, or on stderr when stdout carries JSON or is quiet."""
-    print(f"wrote {path}", file=sys.stderr if getattr(args, "json", False) or getattr(args, "quiet", False)
-          else sys.stdout)
+    print(f"wrote {path}", file=_messages(args))
+
+
+def _messages(args):
+    """Where the command's own report goes: stdout, unless stdout carries its output (``--json``,
+    ``--out -``) or it is asked to be quiet."""
+    taken = getattr(args, "json", False) or getattr(args, "quiet", False) or getattr(args, "out", None) == STDOUT
+    return sys.stderr if taken else sys.stdout
+
+
+def _out(args):
+    """``--out``: a path, or stdout for ``-``."""
+    return sys.stdout if args.out == STDOUT else args.out
 
 
 def _cmd_fit(args) -> int:
@@ -88,12 +103,13 @@ def _cmd_fit(args) -> int:
     free = tuple(args.free.split(",")) if args.free else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)  # the summary reports them
-        result = fit(model, curves, free=free, num_starts=args.starts, discrepancy=args.discrepancy,
-                     progress=not args.quiet)
-    save_model(args.out, result.model, result)
+        result = fit(model, curves, free=free, num_starts=args.starts, seed=args.seed,
+                     discrepancy=args.discrepancy, progress=not args.quiet)
+    save_model(_out(args), result.model, result)
     if not args.quiet:
-        print(result.summary(problems=False))  # problems go to stderr, below
-        print(f"\nwrote {args.out}")
+        print(result.summary(problems=False), file=_messages(args))  # problems go to stderr, below
+        if args.out != STDOUT:
+            print(f"\nwrote {args.out}")
     for problem in result.problems():
         print(f"optlaws: warning: {problem}", file=sys.stderr)
     return EXIT_POOR_FIT if args.strict and result.problems() else 0
@@ -104,15 +120,17 @@ def _cmd_predict(args) -> int:
     fitted = load_fitted(args.fitted, trust=args.trust)
     schedule = _schedule(args.schedule, args.warmup)
     run = Run(schedule, **_given_settings(args)).fill(**fitted.run_settings)
-    prediction = predict(fitted, run, every=args.every, band=args.band, name=schedule.name)
-    prediction.to_csv(args.out)
+    prediction = predict(fitted, run, every=args.every, band=args.band, seed=args.seed, name=schedule.name)
+    prediction.to_csv(_out(args))
     if not args.quiet:
         band = (f" ({args.band:.0%} band {prediction.loss_low[-1]:.5f} to {prediction.loss_high[-1]:.5f})"
                 if args.band is not None else "")
         print(f"{schedule.name}: predicted final loss {prediction.final_loss:.5f}{band} at step "
               f"{int(prediction.steps[-1])}" + (f" (diverges at step {prediction.diverged_at})"
-                                                if prediction.diverged_at is not None else ""))
-        print(f"wrote {args.out}")
+                                                if prediction.diverged_at is not None else ""),
+              file=_messages(args))
+        if args.out != STDOUT:
+            print(f"wrote {args.out}")
     if args.plot:
         from ._plot import plot_curves
 
@@ -182,7 +200,7 @@ def _cmd_transfer(args) -> int:
         fitted = load_fitted(args.source, trust=args.trust)
         horizons = [int(float(h)) for h in args.horizons.split(",")]
         optima = model_optima(fitted.model, args.family, horizons, uncertainty=fitted.uncertainty,
-                              lrs=_parse_lr_grid(args.lrs) if args.lrs else None, level=args.level,
+                              lrs=_parse_lr_grid(args.lrs) if args.lrs else None, level=args.level, seed=args.seed,
                               **{**fitted.run_settings, **_given_settings(args)})
         if args.json:
             print(json.dumps(strict_json([o.as_dict() for o in optima]), indent=1, allow_nan=False))
@@ -258,7 +276,7 @@ def _cmd_search(args) -> int:
     settings = {**fitted.run_settings, **_given_settings(args)}
     runs = [Run(s, **settings) for s in schedules]
     ranking = rank(fitted, runs, names=[s.name for s in schedules], band=args.band, num_samples=args.samples,
-                   progress_bar=not args.json)
+                   seed=args.seed, progress_bar=not args.json)
     if args.json:
         print(ranking.to_json(args.top))
     else:
@@ -277,6 +295,8 @@ def _cmd_optimise(args) -> int:
     from ._optimise import optimise
 
     _check_outputs(args, [args.fitted])
+    if args.out == STDOUT and args.json:
+        raise ValueError("--out - and --json both write to stdout; give --out a file.")
     fitted = load_fitted(args.fitted, trust=args.trust)
     settings = {**fitted.run_settings, **_given_settings(args)}
     result = optimise(fitted, args.total, peak_lr=args.peak, min_lr=args.min_lr, warmup=args.warmup,
@@ -286,19 +306,20 @@ def _cmd_optimise(args) -> int:
     at = {f"{f:.0%}": float(lr[max(int(round(f * args.total)) - 1, 0)] / args.peak) for f in fractions}
     if args.out:
         prediction = predict(fitted, Run(result.schedule, **settings), every=1)
-        prediction.to_csv(args.out)
+        prediction.to_csv(_out(args))
     if args.json:
         print(json.dumps(strict_json({
             "optimised": {"final_loss": result.final_loss, "lr_over_peak_at": at, "csv": args.out},
             "best_family": {"schedule": result.best_family, "final_loss": result.best_family_loss},
         }), indent=1, allow_nan=False))
     else:
+        report = _messages(args)
         width = max(len("optimised (free-form)"), len(result.best_family))
-        print(f"{'schedule':<{width}}  {'final loss':>10}")
-        print(f"{'optimised (free-form)':<{width}}  {result.final_loss:>10.5f}")
-        print(f"{result.best_family:<{width}}  {result.best_family_loss:>10.5f}  (best family member)")
-        print("optimised LR / peak at " + ", ".join(f"{k} of the run: {v:.3f}" for k, v in at.items()))
-        if args.out:
+        print(f"{'schedule':<{width}}  {'final loss':>10}", file=report)
+        print(f"{'optimised (free-form)':<{width}}  {result.final_loss:>10.5f}", file=report)
+        print(f"{result.best_family:<{width}}  {result.best_family_loss:>10.5f}  (best family member)", file=report)
+        print("optimised LR / peak at " + ", ".join(f"{k} of the run: {v:.3f}" for k, v in at.items()), file=report)
+        if args.out and args.out != STDOUT:
             print(f"wrote {args.out} (step,lr,loss; usable as `predict --schedule`)")
     if args.plot:
         from ._plot import plot_curves
@@ -322,7 +343,7 @@ def _cmd_plan(args) -> int:
     observed = dataclasses.replace(observed, run=observed.run.fill(**fitted.run_settings))
     shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
     result = plan(fitted, observed, args.total, shapes=shapes, final_lr=args.final_lr, band=args.band,
-                  num_samples=args.samples, progress_bar=not args.json)
+                  num_samples=args.samples, seed=args.seed, progress_bar=not args.json)
     if args.json:
         print(result.to_json(args.top))
         return 0
@@ -390,10 +411,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--weight-decay", type=float, help=f"decoupled weight decay of {what}")
         p.add_argument("--momentum", type=float, help=f"Adam's beta1 or SGD's momentum of {what}")
 
+    def seed_option(p, what):
+        p.add_argument("--seed", type=int, default=0, help=f"random seed {what}")
+
     def ranking_options(p, top):
         p.add_argument("--top", type=_positive, default=top, help="show the best N")
         p.add_argument("--band", type=float, default=0.9, help="probability of the final-loss band")
         p.add_argument("--samples", type=_positive, default=64, help="joint parameter draws for bands and p_best")
+        seed_option(p, "of the parameter draws")
 
     def fitted_argument(p):
         p.add_argument("fitted", help="FITTED.json written by `optlaws fit`")
@@ -416,10 +441,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("curves", nargs="+", help="loss-curve files: .csv (step,lr,loss or a W&B / TensorBoard "
                    "export), .jsonl, .json tracker export, or TensorBoard event files / run folders")
     p.add_argument("--model", default="sde-adam", choices=sorted(MODELS), help="model to fit")
-    p.add_argument("--out", required=True, help="where to write the fitted model (JSON)")
+    p.add_argument("--out", required=True, help="where to write the fitted model (JSON; - for stdout)")
     p.add_argument("--free", help="comma-separated parameters to fit (default: the model's; an unknown name lists "
                    "them all)")
     p.add_argument("--starts", type=_positive, default=8, help="number of starting points")
+    seed_option(p, "of the starting points")
     p.add_argument("--discrepancy", type=float, metavar="SIGMA",
                    help="the model's RMS log-loss error on a new run, for --band (default: estimated by "
                         "leaving each curve out; 0.0019 with fewer than 3 curves); 0 for bands of the "
@@ -437,10 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
     fitted_argument(p)
     p.add_argument("--schedule", required=True, help="schedule spec, or a CSV with step,lr columns")
     p.add_argument("--warmup", type=_count, help="linear warmup steps before the first LR of a CSV")
-    p.add_argument("--out", required=True, help="where to write step,lr,loss (CSV)")
+    p.add_argument("--out", required=True, help="where to write step,lr,loss (CSV; - for stdout)")
     p.add_argument("--every", type=_positive, help="spacing of predicted steps")
     p.add_argument("--band", type=float, help="add the central band of this probability (e.g. 0.9) from the "
                    "fit's parameter uncertainty: columns loss_low,loss_high")
+    seed_option(p, "of the band's parameter draws")
     p.add_argument("--plot", help="also save a figure (PNG)")
     p.add_argument("--force", action="store_true", help="overwrite existing --out / --plot files")
     p.add_argument("--quiet", action="store_true")
@@ -491,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=_count, default=0, help="linear warmup steps (default 0)")
     p.add_argument("--knots", type=_positive, default=64, help="knots of the free-form decay (default 64)")
     p.add_argument("--iterations", type=_positive, default=400, help="gradient steps (default 400)")
-    p.add_argument("--out", help="write the optimised schedule's step,lr,loss (CSV)")
+    p.add_argument("--out", help="write the optimised schedule's step,lr,loss (CSV; - for stdout)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--plot", help="also save the optimised and best family curves (PNG)")
     p.add_argument("--force", action="store_true", help="overwrite existing --out / --plot files")
@@ -510,6 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizons", help="fitted model: comma-separated horizons, e.g. 15000,25000,50000")
     p.add_argument("--lrs", help="fitted model: peak-LR grid, LOW:HIGH:N (log-spaced) or a list")
     p.add_argument("--level", type=float, default=0.9, help="probability of the intervals (default 0.9)")
+    seed_option(p, "of a fitted model's parameter draws")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     run_options(p, "the runs (default: the fitted runs' shared settings)")
     p.set_defaults(run=_cmd_transfer)

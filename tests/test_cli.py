@@ -280,3 +280,30 @@ def test_help_shows_the_defaults(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "(default: 8)" in out and "(default: sde-adam)" in out and "(default: None)" not in out
+
+
+def test_out_dash_writes_to_stdout_and_seeds_choose_the_draws(short_curve_files, tmp_path, capsys):
+    """``--out -`` puts the file on stdout (the report goes to stderr); ``--seed`` picks the
+    random starts and band draws: the same seed repeats them, another changes them."""
+    assert main(["fit", str(short_curve_files["constant"]), str(short_curve_files["cosine"]), "--starts", "2",
+                 "--out", "-"]) == 0
+    out, err = capsys.readouterr()
+    fitted = tmp_path / "fitted.json"
+    fitted.write_text(out)
+    assert optlaws.load_fitted(fitted).model is not None and "signal_exponent" in err
+    spec = "wsd:peak=1e-3,warmup=200,total=3000,decay_frac=0.3,final=1e-4"
+
+    def predicted(*options):
+        assert main(["predict", str(fitted), "--schedule", spec, "--every", "500", "--band", "0.9", "--out", "-",
+                     *options]) == 0
+        out, err = capsys.readouterr()
+        assert "predicted final loss" in err and "wrote" not in out
+        return np.genfromtxt(out.splitlines(), delimiter=",", names=True)
+
+    first, again, other = predicted(), predicted("--seed", "0"), predicted("--seed", "7")
+    assert first.dtype.names == ("step", "lr", "loss", "loss_low", "loss_high") and first["step"][-1] == 3000
+    np.testing.assert_array_equal(first["loss_low"], again["loss_low"])
+    assert not np.array_equal(first["loss_low"], other["loss_low"])
+    np.testing.assert_array_equal(first["loss"], other["loss"])
+    assert main(["optimise", str(fitted), "--total", "3000", "--peak", "1e-3", "--out", "-", "--json"]) == 2
+    assert "both write to stdout" in capsys.readouterr().err

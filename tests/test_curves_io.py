@@ -193,6 +193,50 @@ def test_wandb_history_export_with_blank_cells_and_two_losses(tmp_path):
         optlaws.read_curve(path, loss_col="loss/train")
 
 
+def test_a_pandas_data_frame_reads_as_its_csv_does(tmp_path):
+    """A W&B-style history in a pandas DataFrame (NaN where a metric was not logged, the LR
+    logged sparsely with a step drop, weight decay as a column) gives the curve that the CSV pandas
+    writes from it gives."""
+    pd = pytest.importorskip("pandas")
+    steps = np.arange(0, 2001, 50)
+    frame = pd.DataFrame({"_step": steps, "train/loss": 5 - steps / 1000,
+                          "lr": np.where(steps < 1500, 1e-3, 1e-4), "weight_decay": 0.1})
+    frame.loc[frame["_step"] % 200 == 50, "train/loss"] = np.nan
+    frame.loc[frame["_step"] % 100 == 50, "lr"] = np.nan
+    path = tmp_path / "history.csv"
+    frame.to_csv(path, index=False)
+    from_frame = optlaws.LossCurve.from_dataframe(frame, warmup=50, name="history")
+    from_file = optlaws.read_curve(path, warmup=50)
+    np.testing.assert_array_equal(from_frame.steps, from_file.steps)
+    np.testing.assert_array_equal(from_frame.loss, from_file.loss)
+    np.testing.assert_array_equal(np.asarray(from_frame.run.lr), np.asarray(from_file.run.lr))
+    assert float(from_frame.run.weight_decay) == 0.1 and len(from_frame) == 31
+    assert float(from_frame.run.lr[1499]) == pytest.approx(1e-3) and float(from_frame.run.lr[1500]) == pytest.approx(1e-4)
+    with pytest.raises(optlaws.InvalidCurveError, match="data frame 'history'.*no column 'val/loss'"):
+        optlaws.LossCurve.from_dataframe(frame, loss_col="val/loss", name="history")
+    with pytest.raises(TypeError, match="`frame` must be a data frame"):
+        optlaws.LossCurve.from_dataframe([1, 2, 3])
+
+
+def test_settings_come_from_a_config_beside_the_log(tmp_path):
+    """A config.json beside the log gives the run's settings (W&B's {"value": ...} unwrapped);
+    a column overrides it, a given setting overrides both, and {stem}.config.json comes first."""
+    log = tmp_path / "run.csv"
+    optlaws.write_csv(log, [100, 200], [3.0, 2.9], [1e-3, 1e-3])
+    (tmp_path / "config.json").write_text(json.dumps({"batch_size": {"value": 32}, "acc_steps": 2,
+                                                       "weight_decay": 0.05, "beta1": 0.95, "n_layer": 12}))
+    curve = optlaws.read_curve(log, warmup=10)
+    assert (float(curve.run.batch_size), float(curve.run.weight_decay), float(curve.run.momentum)) == (64.0, 0.05, 0.95)
+    assert curve.metadata["config"] == str(tmp_path / "config.json")
+    assert float(optlaws.read_curve(log, warmup=10, weight_decay=0.2).run.weight_decay) == 0.2
+    (tmp_path / "run.config.json").write_text(json.dumps({"weight_decay": 0.3}))
+    own = optlaws.read_curve(log, warmup=10)
+    assert float(own.run.weight_decay) == 0.3 and own.run.batch_size is None
+    (tmp_path / "run.config.json").write_text("{not json")
+    with pytest.raises(optlaws.InvalidCurveError, match="run.config.json \\(the config beside run.csv\\): not JSON"):
+        optlaws.read_curve(log, warmup=10)
+
+
 def test_tensorboard_scalar_csv_and_byte_order_mark(tmp_path):
     path = tmp_path / "run-train-tag-loss.csv"
     path.write_text("\ufeffWall time,Step,Value\n1700000000.0,100,3.5\n1700000010.0,200,3.2\n", encoding="utf-8")
