@@ -266,6 +266,9 @@ class FitResult:
             ``"prior"`` or ``"given"``.
         rising: names of the fitted curves whose loss rises over the curve (the median of their
             last quarter of points above that of their first): no model here describes them.
+        ranges: the smallest and largest value of each run setting among the fitted curves:
+            ``"peak_lr"``, ``"horizon"`` (the last observed step) and, for models that read it,
+            ``"batch_size"``; a prediction far outside them warns that it extrapolates.
     """
 
     model: AbstractLossModel
@@ -286,6 +289,7 @@ class FitResult:
     discrepancy: float = 0.0
     discrepancy_source: str = "given"
     rising: tuple[str, ...] = ()
+    ranges: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
     @property
     def uncertainty(self) -> ParameterUncertainty:
@@ -309,11 +313,6 @@ class FitResult:
         """Mean over curves of each curve's mean relative training error."""
         return float(np.mean([m.mean_rel_error for m in self.curves]))
 
-    @property
-    def peak_lr_range(self) -> tuple[float, float]:
-        """The smallest and largest peak LR of the fitted runs."""
-        peaks = np.max(np.asarray(self.problem.runs.lr), axis=-1)
-        return float(np.min(peaks)), float(np.max(peaks))
 
     def problems(self) -> list[str]:
         """What is wrong with this fit, in words (empty when nothing is)."""
@@ -387,6 +386,14 @@ def _check_inputs(model, curves, free):
             f"{n_points} observed points cannot determine {len(free)} free parameters."
         )
     return curves, free
+
+
+def _ranges(runs: Run, curves: Sequence[LossCurve]) -> dict[str, tuple[float, float]]:
+    """:attr:`FitResult.ranges` of the fitted ``runs`` (stacked and resolved) and their curves."""
+    values = {"peak_lr": np.max(np.asarray(runs.lr), axis=-1), "horizon": [c.steps[-1] for c in curves]}
+    if runs.batch_size is not None:
+        values["batch_size"] = np.asarray(runs.batch_size)
+    return {name: (float(np.min(v)), float(np.max(v))) for name, v in values.items()}
 
 
 def _rises(loss: np.ndarray) -> bool:
@@ -532,6 +539,7 @@ def fit(
         discrepancy=float(discrepancy),
         discrepancy_source=source,
         rising=tuple(c.name for c in curves if _rises(c.loss)),
+        ranges=_ranges(problem.runs, curves),
     )
     for problem_text in result.problems():
         warnings.warn(f"{type(model).__name__} fit: {problem_text}.", FitWarning, stacklevel=2)

@@ -30,6 +30,8 @@ class Prediction:
         lr: learning rate at those steps (of the last update for the final step).
         name: the schedule's name.
         loss_low, loss_high: the uncertainty band (``predict(..., band=0.9)``), else ``None``.
+        extrapolations: the run's settings that lie far outside the fitted runs', in words
+            (also warned); empty when the run is like the fitted ones or the model has no fit.
     """
 
     steps: np.ndarray
@@ -38,6 +40,7 @@ class Prediction:
     name: str
     loss_low: np.ndarray | None = None
     loss_high: np.ndarray | None = None
+    extrapolations: tuple[str, ...] = ()
 
     @property
     def final_loss(self) -> float:
@@ -86,22 +89,30 @@ def model_and_uncertainty(model, uncertainty: ParameterUncertainty | None):
     return model.model, uncertainty if uncertainty is not None else getattr(model, "uncertainty", None)
 
 
-# A peak LR more than this factor outside the fitted runs' peak LRs is an extrapolation.
+# A setting more than this factor outside the fitted runs' values is an extrapolation.
 EXTRAPOLATION_FACTOR = 3.0
 
 
-def warn_if_extrapolating(fit, peaks) -> None:
-    """Warn when a run's peak LR lies more than ``EXTRAPOLATION_FACTOR`` outside the peak LRs of
-    the runs ``fit`` was fitted to (a :class:`FitResult` or FITTED.json; a bare model says nothing)."""
-    fitted = getattr(fit, "peak_lr_range", None)
-    if fitted is None:
-        return
-    low, high = fitted
-    outside = [p for p in np.atleast_1d(np.asarray(peaks, dtype=float))
-               if p > EXTRAPOLATION_FACTOR * high or p < low / EXTRAPOLATION_FACTOR]
-    if outside:
-        warnings.warn(f"peak LR {max(outside, key=lambda p: max(p / high, low / p)):g} is far outside the fitted "
-                      f"runs' peak LRs ({low:g} to {high:g}): the prediction extrapolates the model.", stacklevel=3)
+def extrapolations(fit, *, peak_lr=(), horizon=(), batch_size=()) -> list[str]:
+    """What lies more than ``EXTRAPOLATION_FACTOR`` outside the runs ``fit`` was fitted to (a
+    :class:`FitResult` or FITTED.json; a bare model says nothing), in words, each also warned:
+    a peak LR or batch size either way, a horizon (last step) beyond the longest fitted one."""
+    ranges = getattr(fit, "ranges", {})
+    found = []
+    for name, label, values, shorter in (("peak_lr", "peak LR", peak_lr, True), ("horizon", "horizon", horizon, False),
+                                         ("batch_size", "batch size", batch_size, True)):
+        values = np.atleast_1d(np.asarray(values, dtype=float))
+        if name not in ranges or not values.size:
+            continue
+        low, high = ranges[name]
+        ratio = np.maximum(values / high, low / values if shorter else 0.0)
+        if np.max(ratio) > EXTRAPOLATION_FACTOR:
+            worst = values[np.argmax(ratio)]
+            found.append(f"{label} {worst:g} is far outside the fitted runs' {label}s ({low:g} to {high:g}): "
+                         "the prediction extrapolates the model")
+    for message in found:
+        warnings.warn(message + ".", stacklevel=3)
+    return found
 
 
 def _mark_divergence(loss: np.ndarray) -> np.ndarray:
@@ -153,7 +164,9 @@ def predict(
         >>> pred = optlaws.predict(result, optlaws.wsd(3e-4, 24000, warmup=2160), band=0.9)  # doctest: +SKIP
         >>> pred.final_loss, pred.loss_low[-1], pred.loss_high[-1]  # doctest: +SKIP
     """
-    warn_if_extrapolating(model, float(np.max(np.asarray(as_run(run).lr))))
+    given = as_run(run)
+    outside = extrapolations(model, peak_lr=float(np.max(np.asarray(given.lr))), horizon=given.total_steps,
+                             batch_size=() if given.batch_size is None else float(given.batch_size))
     model, uncertainty = model_and_uncertainty(model, uncertainty)
     if band is not None and uncertainty is None:
         raise ValueError("`band` needs the fit's parameter uncertainty: pass a FitResult or a fitted file "
@@ -170,4 +183,5 @@ def predict(
             low, high = in_float64(uncertainty).band(model, run, steps, level=band,
                                                      num_samples=num_samples, key=seed)
     lr = np.asarray(run.lr)[np.minimum(steps, total - 1)]
-    return Prediction(steps=steps, loss=loss, lr=lr, name=name, loss_low=low, loss_high=high)
+    return Prediction(steps=steps, loss=loss, lr=lr, name=name, loss_low=low, loss_high=high,
+                      extrapolations=tuple(outside))

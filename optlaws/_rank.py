@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._precision import float64, in_float64
-from ._predict import divergence_checks, first_blow_up, model_and_uncertainty, warn_if_extrapolating
+from ._predict import divergence_checks, extrapolations, first_blow_up, model_and_uncertainty
 from ._progress import progress
 from ._run import Run, as_run, stack_runs
 from ._schedules import Schedule
@@ -188,7 +188,8 @@ def rank(
                 if sampled:
                     draws.append(np.asarray(final_losses(models, stacked, steps, index))[:, :len(part)])
                 advance()
-    warn_if_extrapolating(fit, np.concatenate(peaks))
+    extrapolations(fit, peak_lr=np.concatenate(peaks), horizon=[r.total_steps for r in runs],
+                   batch_size=[float(r.batch_size) for r in runs if r.batch_size is not None])
     final = np.concatenate(finals)
     first_blown = np.concatenate(blown)
     diverged_at = np.where(first_blown >= 0, np.asarray(steps)[np.maximum(first_blown, 0)], -1)

@@ -86,10 +86,15 @@ class Fitted:
     fit: dict | None
 
     @property
-    def peak_lr_range(self) -> tuple[float, float] | None:
-        """The smallest and largest peak LR of the fitted runs (``None`` in older files)."""
-        stored = (self.fit or {}).get("peak_lr_range")
-        return None if stored is None else (float(stored[0]), float(stored[1]))
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """The fitted runs' smallest and largest value of each setting (:attr:`FitResult.ranges`;
+        files written before them have the peak LR's or none)."""
+        fit = self.fit or {}
+        stored = fit.get("ranges") or ({"peak_lr": fit["peak_lr_range"]} if "peak_lr_range" in fit else {})
+        try:
+            return {str(name): (float(low), float(high)) for name, (low, high) in stored.items()}
+        except (TypeError, ValueError, AttributeError):
+            return {}  # informational: a damaged entry only loses the extrapolation warning
 
 
 # Fields added after their class was first stored, whose constructor defaults reproduce the older
@@ -251,7 +256,7 @@ def save_model(path: str | Path | IO, model: AbstractLossModel, fit_result: FitR
             "objective": fit_result.objective,
             "curves": [m.as_dict() for m in fit_result.curves],
             "seconds": fit_result.seconds,
-            "peak_lr_range": list(fit_result.peak_lr_range),
+            "ranges": {name: list(bounds) for name, bounds in fit_result.ranges.items()},
         })
     document["sha256"] = _content_hash(document)
     text = json.dumps(document, indent=1, allow_nan=False) + "\n"

@@ -79,6 +79,9 @@ def test_an_untampered_file_and_an_older_one_load(tmp_path):
     path = tamper(tmp_path, lambda d: None)
     assert optlaws.load_fitted(path).uncertainty is not None
     assert optlaws.load_fitted(tamper(tmp_path, older)).model.values() == optlaws.load_fitted(path).model.values()
+    # Its fit report had the peak LR range alone.
+    older_report = tamper(tmp_path, lambda d: (older(d), d.update(fit={"peak_lr_range": [1e-3, 2e-3]})))
+    assert optlaws.load_fitted(older_report).ranges == {"peak_lr": (1e-3, 2e-3)}
     # The informational fit report is not what predictions depend on: not hashed.
     optlaws.load_fitted(tamper(tmp_path, lambda d: d.update(fit={"note": "edited"})))
 
@@ -114,7 +117,7 @@ def test_a_peak_lr_far_outside_the_fitted_ones_is_reported(tmp_path, capsys):
             loss = np.asarray(truth.loss(schedule, steps))
         curves.append(optlaws.LossCurve.from_arrays(steps, loss, schedule, name=schedule.name))
     result = optlaws.fit(optlaws.AdamModel(), curves, progress=False)
-    assert result.peak_lr_range == pytest.approx((1e-3, 1e-3))
+    assert result.ranges["peak_lr"] == pytest.approx((1e-3, 1e-3)) and result.ranges["horizon"] == (3000, 3000)
     path = tmp_path / "fitted.json"
     optlaws.save_model(path, result.model, result)
     with warnings.catch_warnings():
@@ -122,6 +125,11 @@ def test_a_peak_lr_far_outside_the_fitted_ones_is_reported(tmp_path, capsys):
         optlaws.predict(optlaws.load_fitted(path), optlaws.constant(2e-3, 3000, warmup=100))  # 2x: no warning
     with pytest.warns(UserWarning, match="peak LR 0.1 is far outside the fitted runs' peak LRs"):
         optlaws.predict(optlaws.load_fitted(path), optlaws.constant(0.1, 3000, warmup=100))
+    with pytest.warns(UserWarning, match="horizon 10000 is far outside the fitted runs' horizons \\(3000 to 3000"):
+        longer = optlaws.predict(optlaws.load_fitted(path), optlaws.constant(1e-3, 10000, warmup=100))
+    assert len(longer.extrapolations) == 1
+    with pytest.warns(UserWarning, match="batch size 64 is far outside the fitted runs' batch sizes \\(1 to 1\\)"):
+        optlaws.predict(result, optlaws.Run(optlaws.constant(1e-3, 3000, warmup=100), batch_size=64))
     with pytest.warns(UserWarning, match="extrapolates"):
         optlaws.rank(result, [optlaws.constant(1e-3, 3000), optlaws.constant(1e-5, 3000)], band=None,
                      progress_bar=False)
