@@ -5,6 +5,8 @@ import pytest
 
 import optlaws
 
+pytestmark = pytest.mark.slow
+
 TRAIN = ("constant_24000", "cosine_24000")
 # Published Multi-Power Law held-out mean relative error (fitted on one more curve).
 BAR = {"25M": 0.0011, "100M": 0.0014}

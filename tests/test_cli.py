@@ -98,6 +98,7 @@ def test_bad_inputs_on_the_command_line(curve_files, tmp_path, capsys):
     assert "`peak`" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_real_curves_through_the_cli(data_root, tmp_path, capsys):
     d = data_root / "mpl" / "100M"
     fitted = tmp_path / "fitted.json"
@@ -118,7 +119,7 @@ def short_curve_files(tmp_path):
     }, np.arange(250, 3001, 50))
 
 
-@pytest.mark.parametrize("model", ["power", "lra", "mpl", "convex", "sde-sgd"])
+@pytest.mark.parametrize("model", ["power", "lra", pytest.param("mpl", marks=pytest.mark.slow), "convex", "sde-sgd"])
 def test_every_model_through_the_cli(model, short_curve_files, tmp_path, capsys):
     fitted = tmp_path / f"{model}.json"
     assert main(["fit", str(short_curve_files["constant"]), str(short_curve_files["cosine"]), "--warmup", "200",

@@ -46,6 +46,7 @@ def test_stderr_covers_the_truth_under_noise():
         assert abs(result.values[name] - value) < 5 * result.stderr[name], name
 
 
+@pytest.mark.slow
 def test_fit_more_parameters_when_asked():
     truth = optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE, norm_init=0.3, mobility_exponent=0.6)
     curves = synthetic_curves(truth, ["constant", "cosine", "wsd"])

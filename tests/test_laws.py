@@ -72,7 +72,7 @@ TRUTHS = {
 }
 
 
-@pytest.mark.parametrize("name", list(TRUTHS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "mpl" else n for n in TRUTHS])
 def test_each_law_recovers_its_own_parameters(name):
     cls, values, tolerance = TRUTHS[name]
     truth = cls().replace(**values)

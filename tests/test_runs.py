@@ -99,6 +99,7 @@ def synthetic(model, runs, steps=np.arange(2176, 24000, 256)):
                 for name, run in runs.items()]
 
 
+@pytest.mark.slow
 def test_one_fit_across_batch_sizes_and_weight_decays():
     # Reference scales as the fit will choose them: the largest peak LR and batch size of the runs.
     truth = optlaws.AdamModel(reference_lr=6e-4, reference_batch_size=256.0, norm_init=0.4).replace(**TRUE)
@@ -278,6 +279,7 @@ def test_version_1_files_still_load(tmp_path):
     assert fitted.uncertainty is None and fitted.model.values() == model.values()
 
 
+@pytest.mark.slow
 def test_least_squares_fit_at_two_batch_sizes_predicts_a_third():
     """SGD (momentum 0.9) on the least-squares problem, trained for real at batch 16 and 128: one
     fitted landscape predicts batch 48 within the seed noise of the real runs (the gap between two

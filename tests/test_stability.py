@@ -51,6 +51,7 @@ def test_divergence_step_is_within_a_segment_of_the_exact_recursion():
             assert abs(coarse - fine) <= 16, (peak, warmup, coarse, fine)
 
 
+@pytest.mark.slow
 def test_fit_stability_recovers_held_out_verdicts():
     """Labels from a known model on a peak LR x warmup grid: calibrated on two warmups, the fitted
     model reproduces them and predicts the other two with F1 >= 0.9 (the two warmups bound the
