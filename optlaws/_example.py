@@ -24,6 +24,7 @@ from ._run import Run
 from ._schedules import constant, cosine, inverse_sqrt, step_decay, wsd
 from ._sde.models import SGDModel
 from ._serialize import save_model
+from ._tables import text_table
 
 __all__ = ["ExampleResult", "run_example"]
 
@@ -38,12 +39,10 @@ class ExampleResult:
     metrics: list[CurveMetrics]
 
     def table(self) -> str:
-        lines = [f"{'schedule':<22} {'predicted final':>16} {'true final':>11} {'mean rel err':>13} {'max rel err':>12}"]
-        for pred, true, m in zip(self.predictions, self.truth, self.metrics):
-            lines.append(
-                f"{pred.name:<22} {pred.final_loss:>16.5f} {true.final_loss:>11.5f} "
-                f"{m.mean_rel_error:>13.3%} {m.max_rel_error:>12.3%}"
-            )
+        lines = [text_table(["schedule", "predicted final", "true final", "mean rel err", "max rel err"],
+                            [[pred.name, f"{pred.final_loss:.5f}", f"{true.final_loss:.5f}", f"{m.mean_rel_error:.3%}",
+                              f"{m.max_rel_error:.3%}"]
+                             for pred, true, m in zip(self.predictions, self.truth, self.metrics)])]
         ranked_pred = [p.name for p in sorted(self.predictions, key=lambda p: p.final_loss)]
         ranked_true = [t.name for t in sorted(self.truth, key=lambda t: t.final_loss)]
         lines.append(f"ranking by predicted final loss: {' < '.join(ranked_pred)}")

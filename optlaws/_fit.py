@@ -15,11 +15,12 @@ import optimistix as optx
 from jaxtyping import Array, Float, Int
 
 from ._curves import InvalidCurveError, LossCurve
-from ._metrics import CurveMetrics, curve_metrics
+from ._metrics import CurveMetrics, curve_metrics, metrics_table
 from ._model import AbstractLossModel, ParameterMap
 from ._precision import float64, in_float64
 from ._progress import status
 from ._run import Run, stack_runs
+from ._tables import text_table
 from ._uncertainty import ParameterUncertainty
 
 __all__ = ["FitProblem", "FitResult", "FitWarning", "fit", "huber"]
@@ -344,17 +345,12 @@ class FitResult:
             f"({self.starts} starts screened, {self.converged}/{self.refined} best converged), "
             f"objective {self.objective:.4g}, model discrepancy {self.discrepancy:.3%} ({self.discrepancy_source})",
             "",
-            f"{'parameter':<18} {'value':>12} {'stderr':>12}",
+            text_table(["parameter", "value", "stderr"],
+                       [[name, f"{value:.5g}", f"{self.stderr[name]:.3g}" if name in self.stderr else "fixed"]
+                        for name, value in self.values.items()]),
+            "",
+            metrics_table(self.curves),
         ]
-        for name, value in self.values.items():
-            err = f"{self.stderr[name]:.3g}" if name in self.stderr else "fixed"
-            lines.append(f"{name:<18} {value:>12.5g} {err:>12}")
-        lines += ["", f"{'curve':<28} {'R2':>8} {'mean rel':>9} {'max rel':>9} {'final rel':>9}"]
-        for m in self.curves:
-            lines.append(
-                f"{m.curve:<28} {m.r2:>8.5f} {m.mean_rel_error:>9.3%} "
-                f"{m.max_rel_error:>9.3%} {m.final_rel_error:>9.3%}"
-            )
         lines += [f"warning: {p}" for p in self.problems()] if problems else []
         return "\n".join(lines)
 

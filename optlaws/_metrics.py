@@ -10,8 +10,9 @@ import numpy as np
 from ._curves import LossCurve
 from ._model import AbstractLossModel
 from ._precision import float64, in_float64
+from ._tables import text_table
 
-__all__ = ["CurveMetrics", "evaluate", "curve_metrics"]
+__all__ = ["CurveMetrics", "evaluate", "curve_metrics", "metrics_table"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,3 +70,10 @@ def evaluate(model: AbstractLossModel, curves: Sequence[LossCurve] | LossCurve) 
             predicted = np.asarray(model.loss(in_float64(curve.run), curve.steps))
             results.append(curve_metrics(curve.name, predicted, curve.loss))
     return results
+
+
+def metrics_table(metrics: Sequence[CurveMetrics]) -> str:
+    """An aligned text table of per-curve metrics: R2, mean, max and final relative error."""
+    return text_table(["curve", "R2", "mean rel", "max rel", "final rel"],
+                      [[m.curve, f"{m.r2:.5f}", f"{m.mean_rel_error:.3%}", f"{m.max_rel_error:.3%}",
+                        f"{m.final_rel_error:.3%}"] for m in metrics])

@@ -17,6 +17,7 @@ from ._progress import progress
 from ._run import Run, as_run, stack_runs
 from ._schedules import Schedule
 from ._serialize import strict_json
+from ._tables import text_table
 from ._uncertainty import ParameterUncertainty, as_key, discrepancy_factors, quantile_band
 
 __all__ = ["Ranking", "rank"]
@@ -71,17 +72,16 @@ class Ranking:
 
     def table(self, top: int | None = None) -> str:
         """An aligned text table of the first ``top`` rows."""
-        rows = self.rows(top)
-        width = max([len("schedule")] + [len(r["schedule"]) for r in rows])
-        lines = [f"{'rank':>4}  {'schedule':<{width}}  {'final loss':>10}  {'band':>19}  {'p_best':>6}  diverges"]
-        for k, r in enumerate(rows, 1):
+        cells = []
+        for k, r in enumerate(self.rows(top), 1):
             loss = "inf" if r["final_loss"] is None else f"{r['final_loss']:.5f}"
             band = ("" if r["loss_low"] is None or r["loss_high"] is None
                     else f"{r['loss_low']:.5f}-{r['loss_high']:.5f}")
             p_best = "" if r["p_best"] is None else f"{r['p_best']:.3f}"
             diverges = "" if r["diverged_at"] is None else f"at step {r['diverged_at']}"
-            lines.append(f"{k:>4}  {r['schedule']:<{width}}  {loss:>10}  {band:>19}  {p_best:>6}  {diverges}")
-        return "\n".join(lines)
+            cells.append([str(k), r["schedule"], loss, band, p_best, diverges])
+        return text_table(["rank", "schedule", "final loss", "band", "p_best", "diverges"], cells,
+                          numeric=[True, False, True, True, True, False])
 
 
 @eqx.filter_jit

@@ -20,12 +20,13 @@ import numpy as np
 
 from ._fit import FitWarning, fit
 from ._io import read_curve, read_schedule_csv
-from ._metrics import evaluate
+from ._metrics import evaluate, metrics_table
 from ._predict import predict
 from ._registry import MODELS, make_model
 from ._run import SETTINGS, Run
 from ._schedules import Schedule, parse_schedule
 from ._serialize import load_fitted, save_model, strict_json
+from ._tables import text_table
 
 EVALUATE_KEYS = ("curve", "r2", "mean_rel_error", "max_rel_error", "final_rel_error")
 EXIT_POOR_FIT = 3
@@ -149,10 +150,7 @@ def _cmd_evaluate(args) -> int:
         print(json.dumps(strict_json([{k: m.as_dict()[k] for k in EVALUATE_KEYS} for m in results]), indent=1,
                          allow_nan=False))
     else:
-        print(f"{'curve':<28} {'R2':>8} {'mean rel':>9} {'max rel':>9} {'final rel':>9}")
-        for m in results:
-            print(f"{m.curve:<28} {m.r2:>8.5f} {m.mean_rel_error:>9.3%} {m.max_rel_error:>9.3%} "
-                  f"{m.final_rel_error:>9.3%}")
+        print(metrics_table(results))
     if args.plot:
         from ._plot import plot_curves
 
@@ -205,9 +203,9 @@ def _cmd_transfer(args) -> int:
         if args.json:
             print(json.dumps(strict_json([o.as_dict() for o in optima]), indent=1, allow_nan=False))
             return 0
-        print(f"{'horizon':>9} {'LR*':>10} {f'{args.level:.0%} interval':>23} {'final loss':>11}")
-        for o in optima:
-            print(f"{o.horizon:>9} {o.lr_opt:>10.3g} {f'{o.lr_low:.3g} - {o.lr_high:.3g}':>23} {o.final_loss:>11.5f}")
+        print(text_table(["horizon", "LR*", f"{args.level:.0%} interval", "final loss"],
+                         [[f"{o.horizon}", f"{o.lr_opt:.3g}", f"{o.lr_low:.3g} - {o.lr_high:.3g}", f"{o.final_loss:.5f}"]
+                          for o in optima], numeric=[True] * 4))
         if len(optima) > 1:
             print(f"LR* ~ D^-beta with beta = {fit_lr_transfer(optima).beta:.3f}")
         return 0
@@ -314,10 +312,10 @@ def _cmd_optimise(args) -> int:
         }), indent=1, allow_nan=False))
     else:
         report = _messages(args)
-        width = max(len("optimised (free-form)"), len(result.best_family))
-        print(f"{'schedule':<{width}}  {'final loss':>10}", file=report)
-        print(f"{'optimised (free-form)':<{width}}  {result.final_loss:>10.5f}", file=report)
-        print(f"{result.best_family:<{width}}  {result.best_family_loss:>10.5f}  (best family member)", file=report)
+        print(text_table(["schedule", "final loss", ""],
+                         [["optimised (free-form)", f"{result.final_loss:.5f}", ""],
+                          [result.best_family, f"{result.best_family_loss:.5f}", "(best family member)"]],
+                         numeric=[False, True, False]), file=report)
         print("optimised LR / peak at " + ", ".join(f"{k} of the run: {v:.3f}" for k, v in at.items()), file=report)
         if args.out and args.out != STDOUT:
             print(f"wrote {args.out} (step,lr,loss; usable as `predict --schedule`)")

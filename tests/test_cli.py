@@ -308,3 +308,17 @@ def test_out_dash_writes_to_stdout_and_seeds_choose_the_draws(short_curve_files,
     np.testing.assert_array_equal(first["loss"], other["loss"])
     assert main(["optimise", str(fitted), "--total", "3000", "--peak", "1e-3", "--out", "-", "--json"]) == 2
     assert "both write to stdout" in capsys.readouterr().err
+
+
+def test_tables_stay_aligned_with_long_names():
+    """Every table goes through one helper: a cell longer than its header (a W&B run name) widens
+    its column and the numbers stay right-aligned under theirs, on one line each, piped or not."""
+    from optlaws._metrics import CurveMetrics, metrics_table
+
+    long_name = "llama-124m_lr0.001_wsd-0.2-linear_seed1337_run-2026-11-26T08:00:00"
+    lines = metrics_table([CurveMetrics(long_name, 0.99, 0.001, 0.002, 0.0005),
+                           CurveMetrics("short", 0.5, 0.1, 0.2, 0.05)]).splitlines()
+    assert len(lines) == 3 and lines[1].startswith(long_name)
+    ends = {line.index(cell) + len(cell) for line, cell in zip(lines, ["R2", "0.99000", "0.50000"])}
+    assert len(ends) == 1  # the R2 column's right edge
+    assert lines[2].endswith("5.000%") and len({len(line) for line in lines}) == 1
