@@ -16,7 +16,7 @@ import numpy as np
 
 from ._curves import InvalidCurveError, LossCurve
 from ._run import Run
-from ._schedules import Schedule, constant, cosine, from_array, parse_schedule, wsd
+from ._schedules import BYTES_PER_STEP, MAX_STEPS, Schedule, constant, cosine, from_array, parse_schedule, wsd
 
 __all__ = [
     "read_csv",
@@ -70,6 +70,8 @@ def schedule_from_samples(
     """
     steps = np.asarray(steps, dtype=float)
     lr = np.asarray(lr, dtype=float)
+    if not np.all(np.isfinite(steps)):
+        raise InvalidCurveError(f"{name}: step {steps[~np.isfinite(steps)][0]} is not a number of steps.")
     bad = ~np.isfinite(lr)
     if bad.any():
         raise InvalidCurveError(f"{name}: learning rate is {lr[bad][0]} at step {int(steps[bad][0])}.")
@@ -85,6 +87,9 @@ def schedule_from_samples(
     total = int(steps[-1]) if total is None else int(total)
     if total < 1:
         raise InvalidCurveError(f"{name}: the logged steps end at {total}; nothing to learn a schedule from.")
+    if total > MAX_STEPS:
+        raise InvalidCurveError(f"{name}: the logged steps end at {total:,}, past the maximum of {MAX_STEPS:,} steps "
+                                f"(a schedule that long would take about {total * BYTES_PER_STEP / 1e9:,.0f} GB).")
     t = np.arange(total, dtype=float)
     per_step = np.interp(t, steps, lr)
     for i in _step_changes(lr):
@@ -195,6 +200,9 @@ def _table(path: Path, header: list[str], body: list[list[str]], required: dict[
         table[role] = (column, present)
     if not table["step"][1].all():
         raise InvalidCurveError(f"{path}: row {int(np.argmin(table['step'][1])) + 2} has no step.")
+    if not np.all(np.isfinite(table["step"][0])):
+        row = int(np.argmin(np.isfinite(table["step"][0])))
+        raise InvalidCurveError(f"{path}: row {row + 2}: step {table['step'][0][row]} is not a number of steps.")
     return table
 
 

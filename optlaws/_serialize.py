@@ -164,7 +164,10 @@ def _decode(node: Any, run_settings: dict | None = None, where: str = "model") -
         unknown = sorted(set(fields) - stored)
         if unknown:
             raise ValueError(f"`{where}` ({node['type']}) has unknown field(s) {', '.join(unknown)}.")
-        return cls(**fields)
+        try:
+            return cls(**fields)
+        except (ValueError, TypeError, ArithmeticError) as e:  # a field its constructor refuses
+            raise ValueError(f"`{where}` ({node['type']}): its fields do not build one: {e}") from None
     if isinstance(node, list):
         try:
             return np.asarray(_numbers(node), dtype=np.float64)

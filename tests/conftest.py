@@ -2,7 +2,17 @@ import os
 from pathlib import Path
 
 import jax
+import numpy as np
 import pytest
+from hypothesis import settings
+
+import optlaws
+
+# CI runs the property tests on a fixed sequence of examples (no flaky builds); elsewhere each run
+# draws new ones (and hypothesis keeps what failed to replay it first).
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -11,6 +21,17 @@ def shared_data() -> Path | None:
     """The real curves: OPTLAWS_DATA if set, else ../shared/data beside the project."""
     root = Path(os.environ.get("OPTLAWS_DATA", PROJECT.parent / "shared" / "data"))
     return root if (root / "mpl").is_dir() else None
+
+
+def constant_and_cosine_curves(truth, total: int, steps):
+    """The curves of ``truth`` (computed in float64) under a constant and a cosine schedule of
+    ``total`` steps at peak LR 1e-3 with a 100-step warmup, observed at ``steps``."""
+    curves = []
+    for schedule in (optlaws.constant(1e-3, total, warmup=100), optlaws.cosine(1e-3, total, warmup=100)):
+        with optlaws.float64():
+            loss = np.asarray(truth.loss(schedule, steps))
+        curves.append(optlaws.LossCurve.from_arrays(steps, loss, schedule, name=schedule.name))
+    return curves
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import optlaws
+from conftest import constant_and_cosine_curves
 from optlaws._serialize import _content_hash
 from optlaws.cli import main
 
@@ -110,12 +111,7 @@ def test_a_hand_edit_is_refused_unless_trusted(tmp_path, capsys, edit, message):
 
 def test_a_peak_lr_far_outside_the_fitted_ones_is_reported(tmp_path, capsys):
     truth = optlaws.AdamModel(reference_lr=1e-3).replace(**TRUE)
-    steps = np.arange(200, 3001, 100)
-    curves = []
-    for schedule in (optlaws.constant(1e-3, 3000, warmup=100), optlaws.cosine(1e-3, 3000, warmup=100)):
-        with optlaws.float64():
-            loss = np.asarray(truth.loss(schedule, steps))
-        curves.append(optlaws.LossCurve.from_arrays(steps, loss, schedule, name=schedule.name))
+    curves = constant_and_cosine_curves(truth, 3000, np.arange(200, 3001, 100))
     result = optlaws.fit(optlaws.AdamModel(), curves, progress=False)
     assert result.ranges["peak_lr"] == pytest.approx((1e-3, 1e-3)) and result.ranges["horizon"] == (3000, 3000)
     path = tmp_path / "fitted.json"

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import optlaws
+from conftest import constant_and_cosine_curves
 from optlaws._schedules import _BUILDERS
 from optlaws.cli import main
 
@@ -113,12 +114,7 @@ def json_paths(node, prefix=()):
 def fitted_document(tmp_path_factory):
     """A FITTED.json with an uncertainty section, as ``optlaws fit`` writes one."""
     truth = optlaws.AdamModel(reference_lr=1e-3).replace(loss_inf=2.6, noise_amplitude=300.0)
-    steps = np.arange(200, 2001, 100)
-    curves = []
-    for schedule in (optlaws.constant(1e-3, 2000, warmup=100), optlaws.cosine(1e-3, 2000, warmup=100)):
-        with optlaws.float64():
-            loss = np.asarray(truth.loss(schedule, steps))
-        curves.append(optlaws.LossCurve.from_arrays(steps, loss, schedule, name=schedule.name))
+    curves = constant_and_cosine_curves(truth, 2000, np.arange(200, 2001, 100))
     result = optlaws.fit(optlaws.AdamModel(), curves, num_starts=1, progress=False)
     path = tmp_path_factory.mktemp("fitted") / "fitted.json"
     optlaws.save_model(path, result.model, result)
