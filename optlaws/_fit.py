@@ -125,7 +125,8 @@ class FitProblem(eqx.Module):
         return table[self.curve_index, self.step_index]
 
     def residuals(self, theta: Float[Array, " p"]) -> Float[Array, " n"]:
-        """Log residuals; a point predicted non-finite or non-positive gets residual 1."""
+        """Log residuals; a point predicted non-finite or non-positive gets residual 1 (steering the
+        solver away; a fit that ends there is reported failed, :meth:`FitResult.problems`)."""
         predicted = self.predictions(theta)
         ok = jnp.isfinite(predicted) & (predicted > 0)
         return jnp.where(ok, self.log_observed - jnp.log(jnp.where(ok, predicted, 1.0)), 1.0)
@@ -322,6 +323,10 @@ class FitResult:
             found.append(f"the loss of {', '.join(map(repr, self.rising))} rises over the curve, where every "
                          "model here describes a loss that falls with training: a diverging run, or not a "
                          "training loss?")
+        failed = [m.curve for m in self.curves if not np.isfinite(m.max_rel_error)]
+        if failed:
+            found.append(f"the fit failed: at its best parameters the model predicts no finite loss for part of "
+                         f"{', '.join(map(repr, failed))} (the solver steered away from those points, and could not)")
         if not self.best_converged:
             found.append(f"the solver did not converge (best start stopped after {self.iterations} steps); "
                          "raise max_steps or give a closer starting point")

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -124,3 +126,8 @@ def test_a_fit_the_data_cannot_determine_says_so():
     with pytest.warns(optlaws.FitWarning, match="not determined by these curves: loss_inf"):
         result = optlaws.fit(optlaws.AdamModel(), [curve], progress=False)
     assert any("not determined" in p for p in result.problems())
+    # Ending where the model predicts no finite loss is a failed fit, not residuals of 1.
+    from optlaws._metrics import curve_metrics
+
+    ended_badly = dataclasses.replace(result, curves=(curve_metrics("five", np.array([3.0, np.inf]), np.ones(2)),))
+    assert any(p.startswith("the fit failed") and "'five'" in p for p in ended_badly.problems())
