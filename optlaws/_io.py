@@ -555,7 +555,9 @@ def read_curve(path: str | Path, **kwargs) -> LossCurve:
     path = Path(path)
     if path.is_dir() or "tfevents" in path.name:
         tags = {"loss_tag": kwargs.pop("loss_col", None), "lr_tag": kwargs.pop("lr_col", None)}
-        kwargs.pop("step_col", None)
+        if kwargs.pop("step_col", None) is not None:
+            raise ValueError(f"{path}: TensorBoard event files record each value's step; step_col (CLI "
+                             "--step-col) names a column of a CSV or JSON Lines file.")
         return read_tensorboard(path, **tags, **kwargs)
     readers = {".csv": read_csv, ".json": read_json, ".jsonl": read_jsonl}
     reader = readers.get(path.suffix.lower())

@@ -277,6 +277,8 @@ def test_tensorboard_event_files_written_by_tensorboardx(tmp_path, capsys):
     np.testing.assert_allclose(np.asarray(curve.run.lr)[:1990], np.asarray(schedule.lr)[:1990], rtol=1e-5, atol=2e-6)
     assert main(["evaluate", _fitted(tmp_path, truth), str(tmp_path / "run1"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["max_rel_error"] < 2e-3
+    with pytest.raises(ValueError, match="event files record each value's step"):
+        optlaws.read_curve(tmp_path / "run1", step_col="global_step")
 
 
 def _fitted(tmp_path, model):
