@@ -99,13 +99,13 @@ def extrapolations(fit, *, peak_lr=(), horizon=(), batch_size=()) -> list[str]:
     a peak LR or batch size either way, a horizon (last step) beyond the longest fitted one."""
     ranges = getattr(fit, "ranges", {})
     found = []
-    for name, label, values, shorter in (("peak_lr", "peak LR", peak_lr, True), ("horizon", "horizon", horizon, False),
-                                         ("batch_size", "batch size", batch_size, True)):
+    for name, label, values, both_ways in (("peak_lr", "peak LR", peak_lr, True), ("horizon", "horizon", horizon, False),
+                                           ("batch_size", "batch size", batch_size, True)):
         values = np.atleast_1d(np.asarray(values, dtype=float))
         if name not in ranges or not values.size:
             continue
         low, high = ranges[name]
-        ratio = np.maximum(values / high, low / values if shorter else 0.0)
+        ratio = np.maximum(values / high, low / values if both_ways else 0.0)
         if np.max(ratio) > EXTRAPOLATION_FACTOR:
             worst = values[np.argmax(ratio)]
             found.append(f"{label} {worst:g} is far outside the fitted runs' {label}s ({low:g} to {high:g}): "
