@@ -315,7 +315,6 @@ class FitResult:
         """Mean over curves of each curve's mean relative training error."""
         return float(np.mean([m.mean_rel_error for m in self.curves]))
 
-
     def problems(self) -> list[str]:
         """What is wrong with this fit, in words (empty when nothing is)."""
         found = []

@@ -16,7 +16,7 @@ import numpy as np
 
 from ._curves import InvalidCurveError, LossCurve
 from ._run import Run
-from ._schedules import BYTES_PER_STEP, MAX_STEPS, Schedule, constant, cosine, from_array, parse_schedule, wsd
+from ._schedules import Schedule, check_step_count, constant, cosine, from_array, parse_schedule, wsd
 
 __all__ = [
     "read_csv",
@@ -45,6 +45,8 @@ SETTING_COLUMNS = {
     "weight_decay": ("weight_decay", "wd"),
     "momentum": ("momentum", "beta1", "b1"),
 }
+# The columns of a loss curve by role, for files and data frames alike: required, optional.
+CURVE_COLUMNS = ({"step": STEP_COLUMNS, "loss": LOSS_COLUMNS}, {"lr": LR_COLUMNS, **SETTING_COLUMNS})
 
 
 def schedule_from_samples(
@@ -87,9 +89,10 @@ def schedule_from_samples(
     total = int(steps[-1]) if total is None else int(total)
     if total < 1:
         raise InvalidCurveError(f"{name}: the logged steps end at {total}; nothing to learn a schedule from.")
-    if total > MAX_STEPS:
-        raise InvalidCurveError(f"{name}: the logged steps end at {total:,}, past the maximum of {MAX_STEPS:,} steps "
-                                f"(a schedule that long would take about {total * BYTES_PER_STEP / 1e9:,.0f} GB).")
+    try:
+        check_step_count("the last logged step", total)
+    except ValueError as e:
+        raise InvalidCurveError(f"{name}: {e}") from None
     t = np.arange(total, dtype=float)
     per_step = np.interp(t, steps, lr)
     for i in _step_changes(lr):
@@ -240,8 +243,7 @@ def read_csv(
     values for unrecorded settings.
     """
     path = Path(path)
-    table = _read_table(path, {"step": STEP_COLUMNS, "loss": LOSS_COLUMNS}, {"lr": LR_COLUMNS, **SETTING_COLUMNS},
-                        {"step": step_col, "loss": loss_col, "lr": lr_col})
+    table = _read_table(path, *CURVE_COLUMNS, {"step": step_col, "loss": loss_col, "lr": lr_col})
     return _curve_from_table(path, table, schedule, warmup, name or path.stem, settings)
 
 
@@ -267,8 +269,7 @@ def read_dataframe(
     except (AttributeError, KeyError, TypeError) as e:
         raise TypeError(f"`frame` must be a data frame (named columns), got {type(frame).__name__}: {e}") from None
     body = [[_cell(column[i]) for column in columns] for i in range(len(columns[0]) if columns else 0)]
-    table = _table(where, header, body, {"step": STEP_COLUMNS, "loss": LOSS_COLUMNS},
-                   {"lr": LR_COLUMNS, **SETTING_COLUMNS}, {"step": step_col, "loss": loss_col, "lr": lr_col})
+    table = _table(where, header, body, *CURVE_COLUMNS, {"step": step_col, "loss": loss_col, "lr": lr_col})
     return _curve_from_table(where, table, schedule, warmup, name, settings, file=False)
 
 

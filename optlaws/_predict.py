@@ -164,15 +164,14 @@ def predict(
         >>> pred = optlaws.predict(result, optlaws.wsd(3e-4, 24000, warmup=2160), band=0.9)  # doctest: +SKIP
         >>> pred.final_loss, pred.loss_low[-1], pred.loss_high[-1]  # doctest: +SKIP
     """
-    given = as_run(run)
-    outside = extrapolations(model, peak_lr=float(np.max(np.asarray(given.lr))), horizon=given.total_steps,
-                             batch_size=() if given.batch_size is None else float(given.batch_size))
+    name = name_of(run, name)
+    run = as_run(run)
+    outside = extrapolations(model, peak_lr=float(np.max(np.asarray(run.lr))), horizon=run.total_steps,
+                             batch_size=() if run.batch_size is None else float(run.batch_size))
     model, uncertainty = model_and_uncertainty(model, uncertainty)
     if band is not None and uncertainty is None:
         raise ValueError("`band` needs the fit's parameter uncertainty: pass a FitResult or a fitted file "
                          "(optlaws.load_fitted), or `uncertainty=`.")
-    name = name_of(run, name)
-    run = as_run(run)
     total = run.total_steps
     steps = default_steps(total, every) if steps is None else np.asarray(steps, dtype=np.int64)
     with float64():

@@ -100,12 +100,18 @@ def _as_schedule(lr: Array, name: str) -> Schedule:
     return Schedule(lr=lr, name=name)
 
 
+def check_step_count(what: str, value: int) -> None:
+    """Refuse a schedule of more than :data:`MAX_STEPS` steps (``what`` names the count), with the
+    memory it would take."""
+    if value > MAX_STEPS:
+        raise ValueError(f"{what} = {value:,} steps is past the maximum of {MAX_STEPS:,}: evaluating it "
+                         f"would take about {value * BYTES_PER_STEP / 1e9:,.0f} GB.")
+
+
 def _check_positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"`{name}` must be a positive integer number of steps, got {value!r}.")
-    if value > MAX_STEPS:
-        raise ValueError(f"`{name}` = {value:,} steps is past the maximum of {MAX_STEPS:,}: evaluating it "
-                         f"would take about {value * BYTES_PER_STEP / 1e9:,.0f} GB.")
+    check_step_count(f"`{name}`", int(value))
     return int(value)
 
 
@@ -399,7 +405,7 @@ def _spec_value(key: str, value: Any) -> str:
 def schedule_spec(kind: str, **keys: Any) -> str:
     """The text spec of ``kind``'s schedule with ``keys``, the inverse of :func:`parse_schedule`:
     ``parse_schedule(schedule_spec(kind, **keys))`` equals ``BUILDER(**keys)`` exactly (numbers are
-    written as the shortest text that reads back as the same value; ``tests/test_specs.py``).
+    written as the shortest text that reads back as the same value; ``tests/test_properties.py``).
 
     Example:
         >>> schedule_spec("wsd", peak=3e-4, total=24000, warmup=2160, decay_frac=0.2, shape="1-sqrt")
