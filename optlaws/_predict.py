@@ -174,6 +174,7 @@ def predict(
                          "(optlaws.load_fitted), or `uncertainty=`.")
     total = run.total_steps
     steps = default_steps(total, every) if steps is None else np.asarray(steps, dtype=np.int64)
+    lr = np.asarray(run.lr)[np.minimum(steps, total - 1)]  # in the run's own precision: no float64 noise
     with float64():
         model, run = in_float64(model), in_float64(run)
         loss = _mark_divergence(np.asarray(model.loss(run, steps)))
@@ -181,6 +182,5 @@ def predict(
         if band is not None:
             low, high = in_float64(uncertainty).band(model, run, steps, level=band,
                                                      num_samples=num_samples, key=seed)
-    lr = np.asarray(run.lr)[np.minimum(steps, total - 1)]
     return Prediction(steps=steps, loss=loss, lr=lr, name=name, loss_low=low, loss_high=high,
                       extrapolations=tuple(outside))

@@ -301,3 +301,9 @@ def test_written_numbers_carry_no_float32_noise(tmp_path):
     optlaws.write_csv(path, [1, 2, 3], np.array([2.9571062071505443, 3.0, np.inf]), lr)
     rows = path.read_text().splitlines()
     assert rows[1] == "1,0.002,2.9571062071505443" and rows[3] == "3,0.002,inf"
+    # A prediction keeps the schedule's own LRs (float32 here), though it computes in float64.
+    warmup = optlaws.constant(0.002, 301, warmup=300)
+    optlaws.predict(optlaws.AdamModel(), warmup, steps=[1, 301]).to_csv(path)
+    lr_1 = np.asarray(warmup.lr)[1]
+    assert str(lr_1) != repr(float(lr_1))  # its float64 text would carry noise
+    assert path.read_text().splitlines()[1].startswith(f"1,{str(lr_1)},")
