@@ -33,17 +33,17 @@ LRS = ("0.0001", "0.0005", "0.001", "0.002")
 FAMILY = "wsd:warmup=300,decay_frac=0.2,shape=linear,final=0"
 SETTINGS = dict(batch_size=100.0, weight_decay=0.1, momentum=0.9)
 STRUCTURAL = ("noise_exponent", "norm_init", "mobility_exponent")
-# name -> free parameters of AdamModel (the curvature ceiling starts at 0.01: off is 0, and a
-# parameter fitted in log space needs a positive start)
+# name -> free parameters of AdamModel (the area ceiling starts at 10: off is 0, and a parameter
+# fitted in log space needs a positive start)
 CONFIGS = {
     "default free": optlaws.AdamModel.default_free,
     "+ structural": optlaws.AdamModel.default_free + STRUCTURAL,
-    "+ structural + curvature ceiling": optlaws.AdamModel.default_free + STRUCTURAL + ("curvature_ceiling",),
+    "+ structural + area ceiling": optlaws.AdamModel.default_free + STRUCTURAL + ("area_ceiling",),
 }
 
 
 def fit(curves, free):
-    start = optlaws.AdamModel(curvature_ceiling=0.01 if "curvature_ceiling" in free else 0.0)
+    start = optlaws.AdamModel(area_ceiling=10.0 if "area_ceiling" in free else 0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optlaws.FitWarning)
         return optlaws.fit(start, curves, free=free, progress=False)

@@ -98,9 +98,14 @@ class Fitted:
 
 
 # Fields added after their class was first stored, whose constructor defaults reproduce the older
-# files' predictions (the stability mode and the curvature ceiling off): a file may lack them.
+# files' predictions (the stability mode and the area ceiling off): a file may lack them.
 # Any other missing field is an error.
-LATER_FIELDS = {"sharpness_init", "sharpness_floor", "flattening_rate", "curvature_ceiling"}
+LATER_FIELDS = {"sharpness_init", "sharpness_floor", "flattening_rate", "area_ceiling"}
+# Fields of unreleased experiments that files may carry, switched off, and why they are gone.
+RETIRED_FIELDS = {
+    "curvature_ceiling": "a cap on the curvatures at c / (peak LR), replaced by `area_ceiling` because its "
+                         "optimal LR grew with the horizon (docs/model.md); refit with `area_ceiling`",
+}
 # Largest integration block a file may ask for: beyond it, a schedule's shape is averaged away.
 MAX_BLOCK = 4096
 
@@ -157,6 +162,9 @@ def _decode(node: Any, run_settings: dict | None = None, where: str = "model") -
             for old, new in V1_RUN_FIELDS.items():
                 if old in fields:
                     run_settings[new] = float(fields.pop(old))
+        for name, why in RETIRED_FIELDS.items():
+            if name in fields and fields.pop(name) != 0:
+                raise ValueError(f"`{where}.{name}` is no longer supported: {why}.")
         stored = {f.name for f in dataclasses.fields(cls)}
         missing = sorted(stored - set(fields) - LATER_FIELDS)
         if missing:

@@ -132,3 +132,21 @@ def test_a_peak_lr_far_outside_the_fitted_ones_is_reported(tmp_path, capsys):
     assert main(["predict", str(path), "--schedule", "constant:peak=0.1,total=3000", "--out",
                  str(tmp_path / "p.csv"), "--quiet"]) == 0
     assert "optlaws: warning: peak LR 0.1" in capsys.readouterr().err
+
+
+def with_retired_ceiling(value):
+    """A version-3 file written while the experimental ``curvature_ceiling`` existed (it had no
+    ``area_ceiling``), hashed as optlaws wrote it."""
+    def edit(document):
+        fields = document["model"]["fields"]
+        fields.pop("area_ceiling")
+        fields["curvature_ceiling"] = value
+        document["sha256"] = _content_hash(document)
+    return edit
+
+
+def test_a_file_with_the_retired_curvature_ceiling_loads_only_when_it_was_off(tmp_path):
+    current = optlaws.load_fitted(tamper(tmp_path, lambda d: None)).model.values()
+    assert optlaws.load_fitted(tamper(tmp_path, with_retired_ceiling(0.0))).model.values() == current
+    with pytest.raises(ValueError, match=r"model.curvature_ceiling` is no longer supported.*area_ceiling"):
+        optlaws.load_fitted(tamper(tmp_path, with_retired_ceiling(1.3e-3)))

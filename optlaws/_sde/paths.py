@@ -50,9 +50,9 @@ def sample_paths(
         solver: a diffrax SDE solver (default Euler-Maruyama, ``diffrax.Euler()``).
     """
     run = model.resolve(run)
-    if float(model.curvature_ceiling) > 0:
-        raise NotImplementedError("sample_paths does not model the curvature ceiling (a spectrum that flattens "
-                                  "with the peak LR); set curvature_ceiling=0 or use the moments (model.loss).")
+    if float(model.area_ceiling) > 0:
+        raise NotImplementedError("sample_paths does not model the area ceiling (a spectrum that flattens "
+                                  "as training goes); set area_ceiling=0 or use the moments (model.loss).")
     if num_paths < 1:
         raise ValueError(f"`num_paths` must be positive, got {num_paths}.")
     if not dt > 0:
