@@ -92,6 +92,31 @@ def shares_logits(lr, *, peak_lr, min_lr, warmup: int, total_steps: int, knots: 
     return np.log(np.maximum(shares, 1e-12))
 
 
+def _final_loss(model, logits, lr_bounds, *, warmup: int, total_steps: int, settings: dict):
+    """Predicted loss at the end of the free-form schedule ``logits`` (``lr_bounds``: peak, min)."""
+    lr = shares_schedule(logits, peak_lr=lr_bounds[0], min_lr=lr_bounds[1], warmup=warmup, total_steps=total_steps)
+    return model.loss(model.resolve(Run(lr, **settings)), [total_steps])[0]
+
+
+_final_loss_jit = eqx.filter_jit(_final_loss)
+
+
+@eqx.filter_jit
+def _iterate(model, carry, step_size, lr_bounds, count: int, **shape):
+    """``count`` Adam steps of size ``step_size`` on the logits, keeping the best iterate."""
+    optimiser = optax.adam(step_size)
+
+    def step(carry, _):
+        logits, state, best, best_loss = carry
+        loss, grad = jax.value_and_grad(_final_loss, argnums=1)(model, logits, lr_bounds, **shape)
+        better = loss < best_loss
+        best, best_loss = jnp.where(better, logits, best), jnp.where(better, loss, best_loss)
+        updates, state = optimiser.update(grad, state)
+        return (optax.apply_updates(logits, updates), state, best, best_loss), loss
+
+    return jax.lax.scan(step, carry, length=count)
+
+
 def optimise(
     model,
     total_steps: int,
@@ -146,24 +171,9 @@ def optimise(
         raise ValueError(f"`iterations` must be positive, got {iterations!r}.")
     settings = dict(batch_size=batch_size, weight_decay=weight_decay, momentum=momentum)
     bounds = dict(peak_lr=float(peak_lr), min_lr=float(min_lr), warmup=int(warmup), total_steps=total_steps)
-    optimiser = optax.adam(learning_rate)
-
-    def final_loss(model, logits):
-        run = model.resolve(Run(shares_schedule(logits, **bounds), **settings))
-        return model.loss(run, [total_steps])[0]
-
-    @eqx.filter_jit
-    def iterate(model, carry, count):
-        def step(carry, _):
-            logits, state, best, best_loss = carry
-            loss, grad = jax.value_and_grad(final_loss, argnums=1)(model, logits)
-            better = loss < best_loss
-            best, best_loss = jnp.where(better, logits, best), jnp.where(better, loss, best_loss)
-            updates, state = optimiser.update(grad, state)
-            return (optax.apply_updates(logits, updates), state, best, best_loss), loss
-
-        return jax.lax.scan(step, carry, length=count)
-
+    # Shapes and settings are static; the LR bounds and the step size are traced, so another
+    # call of the same shape reuses the compiled loop.
+    shape = dict(warmup=int(warmup), total_steps=total_steps, settings=settings)
     best_family = best_family_loss = None
     with float64():
         model = in_float64(model)
@@ -179,17 +189,18 @@ def optimise(
         logits = jnp.zeros((int(knots) + 1,), jnp.float64)
         if start is not None:
             logits = jnp.asarray(shares_logits(start.lr, knots=int(knots), **bounds))
-        carry = (logits, optimiser.init(logits), logits, jnp.asarray(jnp.inf))
+        lr_bounds, step_size = jnp.asarray([float(peak_lr), float(min_lr)]), jnp.asarray(float(learning_rate))
+        carry = (logits, optax.adam(step_size).init(logits), logits, jnp.asarray(jnp.inf))
         history = []
         calls = [ITERATIONS_PER_CALL] * (int(iterations) // ITERATIONS_PER_CALL)
         calls += [int(iterations) % ITERATIONS_PER_CALL] if int(iterations) % ITERATIONS_PER_CALL else []
         with progress(len(calls), "optimising the schedule", enabled=progress_bar and len(calls) > 1) as advance:
             for count in calls:
-                carry, losses = iterate(model, carry, count)
+                carry, losses = _iterate(model, carry, step_size, lr_bounds, count, **shape)
                 history.append(np.asarray(losses))
                 advance()
         logits, _, best, best_loss = carry
-        final = float(eqx.filter_jit(final_loss)(model, logits))
+        final = float(_final_loss_jit(model, logits, lr_bounds, **shape))
         if final > best_loss:
             logits, final = best, float(best_loss)
         lr = shares_schedule(logits, **bounds)

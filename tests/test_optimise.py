@@ -70,6 +70,25 @@ def test_linear_decay_to_zero_beats_cosine_to_ten_percent_at_long_horizons():
             assert linear < cosine
 
 
+def test_a_second_optimise_of_the_same_shape_is_not_traced_again(monkeypatch):
+    """The loop is compiled once per problem shape: another peak LR, minimum LR or step size
+    reuses it (before, every call traced and compiled its own closure)."""
+    from optlaws import _optimise
+
+    traces = []
+    original = _optimise._final_loss
+    monkeypatch.setattr(_optimise, "_final_loss", lambda *a, **k: traces.append(1) or original(*a, **k))
+    # A shape no other test uses, so that the first call must trace.
+    common = dict(warmup=30, knots=7, iterations=30, compare=False, progress_bar=False)
+    first = optlaws.optimise(mpl_like_model(), 913, peak_lr=3e-4, learning_rate=0.05, **common)
+    assert traces
+    traced = len(traces)
+    second = optlaws.optimise(mpl_like_model(), 913, peak_lr=6e-4, min_lr=1e-5, learning_rate=0.1, **common)
+    assert len(traces) == traced
+    assert second.schedule.lr.max() == pytest.approx(6e-4) and first.schedule.lr.max() == pytest.approx(3e-4)
+    assert second.schedule.lr[30:].min() >= 1e-5 * (1 - 1e-9)  # after warmup
+
+
 def test_optimise_refuses_bad_bounds():
     with pytest.raises(ValueError, match="`min_lr`"):
         optlaws.optimise(mpl_like_model(), 1000, peak_lr=1e-3, min_lr=2e-3)
