@@ -15,7 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["canonical", "float64", "in_float64"]
+__all__ = ["PRECISIONS", "canonical", "computing_in", "float64", "in_float64"]
+
+# What a caller may ask a batch evaluation (optlaws.rank) to compute in.
+PRECISIONS = ("float64", "float32")
 
 
 def float64() -> contextlib.AbstractContextManager:
@@ -33,6 +36,21 @@ def float64() -> contextlib.AbstractContextManager:
     if enable is None:  # JAX < 0.8
         from jax.experimental import enable_x64 as enable
     return enable(True)
+
+
+def computing_in(precision: str):
+    """``(context, cast)``: the context in which JAX computes in ``precision`` (one of
+    :data:`PRECISIONS`), and how a model must be cast inside it (:func:`in_float64`, or
+    :func:`canonical` for float32, with float64 switched off)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}.")
+    if precision == "float64":
+        return float64(), in_float64
+    enable = getattr(jax, "enable_x64", None)
+    if enable is None:  # JAX < 0.8
+        from jax.experimental import disable_x64
+        return disable_x64(), canonical
+    return enable(False), canonical
 
 
 def in_float64(tree):

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._precision import float64, in_float64
+from ._precision import computing_in
 from ._predict import divergence_checks, extrapolations, first_blow_up, model_and_uncertainty
 from ._progress import progress
 from ._run import Run, as_run, stack_runs
@@ -110,6 +110,7 @@ def rank(
     num_samples: int = 64,
     seed: int = 0,
     chunk_size: int = 256,
+    precision: str = "float64",
     progress_bar: bool = True,
 ) -> Ranking:
     """Rank ``candidates`` by predicted final loss: one vmapped batch per chunk of
@@ -136,6 +137,10 @@ def rank(
         uncertainty: the parameter uncertainty (default: the fit's).
         num_samples, seed: parameter draws for the band and ``p_best``.
         chunk_size: candidates per vmapped batch (rounded up to a multiple of the device count).
+        precision: ``"float64"`` (the default) or ``"float32"``: about three times the
+            throughput on a CPU and more on most accelerators, with final losses within about
+            ``1e-4`` relative of float64 (``tests/test_rank.py``), so candidates closer than
+            that may swap places.
         progress_bar: report progress on stderr when there is more than one chunk.
     """
     fit, candidates = model, list(candidates)
@@ -162,13 +167,14 @@ def rank(
     steps, last = divergence_checks([r.total_steps for r in runs], DIVERGENCE_CHECKS)
     sampled = band is not None and uncertainty is not None
     finals, blown, draws, peaks = [], [], [], []
-    with float64():
-        model = in_float64(model)
+    context, cast = computing_in(precision)
+    with context:
+        model = cast(model)
         if sampled:
-            uncertainty = in_float64(uncertainty)
+            uncertainty = cast(uncertainty)
             models = uncertainty.sample_models(model, num_samples, seed)
             factors = np.asarray(discrepancy_factors(uncertainty.discrepancy, as_key(seed + 1), num_samples,
-                                                     jnp.float64))
+                                                     jnp.result_type(float)))
         chunks = range(0, len(runs), chunk_size)
         enabled = progress_bar and len(chunks) > 1
         with progress(len(chunks), f"ranking {len(runs)} candidates", enabled=enabled) as advance:

@@ -42,6 +42,25 @@ def test_ranking_sorts_the_models_own_predictions_whatever_the_chunks():
     np.testing.assert_allclose(chunked.final_loss, ranking.final_loss, rtol=1e-12)
 
 
+def test_float32_ranking_agrees_with_float64():
+    """``precision="float32"``: the same order for candidates further apart than float32's error,
+    final losses within 1e-4 relative; bands and p_best come from draws in float32 (other random
+    numbers than float64's), so their widths agree only as Monte Carlo estimates do."""
+    model = truth_model()
+    runs = candidates()
+    exact = optlaws.rank(model, runs, uncertainty=uncertainty_of(model), num_samples=32, progress_bar=False)
+    fast = optlaws.rank(model, runs, uncertainty=uncertainty_of(model), num_samples=32, precision="float32",
+                        progress_bar=False)
+    assert fast.names == exact.names
+    np.testing.assert_allclose(fast.final_loss, exact.final_loss, rtol=1e-4)
+    assert not np.array_equal(fast.final_loss, exact.final_loss)  # computed in float32 indeed
+    widths = [(r.loss_high - r.loss_low) / r.final_loss for r in (fast, exact)]
+    assert np.all(widths[0] > 0.5 * widths[1]) and np.all(widths[0] < 2 * widths[1])
+    assert fast.p_best.sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="`precision` must be one of"):
+        optlaws.rank(model, runs, precision="bfloat16")
+
+
 def test_bands_and_p_best_come_from_joint_draws():
     model = truth_model()
     runs = candidates()
@@ -100,6 +119,10 @@ def test_search_on_the_command_line(tmp_path, capsys):
     listed.write_text("# two schedules\ncosine:peak=1e-3,total=3000,warmup=100\nlinear:peak=1e-3,total=3000,warmup=100\n")
     assert main(["search", str(path), "--candidates", str(listed)]) == 0
     assert "linear:peak=1e-3" in capsys.readouterr().out
+    assert main(["search", str(path), *argv[2:], "--precision", "float32"]) == 0
+    fast = json.loads(capsys.readouterr().out)
+    assert [r["schedule"] for r in fast] == [r["schedule"] for r in rows]
+    assert fast[0]["final_loss"] == pytest.approx(rows[0]["final_loss"], rel=1e-4)
     assert main(["search", str(path), "--family", "wsd", "--total", "3000", "--grid", "peak=1:2:x"]) == 2
     assert "--grid" in capsys.readouterr().err
     assert main(["search", str(path)]) == 2
