@@ -15,6 +15,7 @@ from ._io import (
     read_jsonl,
     read_schedule_csv,
     read_tensorboard,
+    read_wandb,
     schedule_from_config,
     schedule_from_samples,
     settings_from_config,

@@ -17,6 +17,7 @@ import numpy as np
 from ._curves import InvalidCurveError, LossCurve
 from ._run import Run
 from ._schedules import Schedule, check_step_count, constant, cosine, from_array, parse_schedule, wsd
+from ._wandb import run_file, run_history
 
 __all__ = [
     "read_csv",
@@ -24,6 +25,7 @@ __all__ = [
     "read_dataframe",
     "read_json",
     "read_jsonl",
+    "read_wandb",
     "read_schedule_csv",
     "read_tensorboard",
     "schedule_from_config",
@@ -158,6 +160,11 @@ def _cells(path: Path) -> tuple[list[str], list[list[str]]]:
         if not isinstance(record, dict):
             raise InvalidCurveError(f"{path}: line {number} is not a JSON object.")
         records.append(record)
+    return _record_cells(records)
+
+
+def _record_cells(records: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of text cells of logged records (a key missing from one is a blank cell)."""
     header = list(dict.fromkeys(key for record in records for key in record))
     return header, [["" if r.get(key) is None else str(r[key]) for key in header] for r in records]
 
@@ -281,11 +288,14 @@ def _cell(value) -> str:
 
 
 def _curve_from_table(path: Path, table: dict, schedule, warmup: int | None, name: str, settings: dict, *,
-                      file: bool = True) -> LossCurve:
+                      file: bool = True, config: tuple[dict, object] | None = None) -> LossCurve:
     """A curve from the columns of :func:`_read_table` (roles step, loss and optionally lr and
-    the run settings), with the settings of a config beside the log ``file``."""
+    the run settings), with the settings of a config beside the log ``file``, or ``config``:
+    the settings the log itself records and what ``metadata["config"]`` keeps of them."""
     steps = table["step"][0]
-    beside, config = _settings_beside(path) if file else ({}, None)
+    if config is None:
+        config = _settings_beside(path) if file else ({}, None)
+    beside, config = config
     recorded = dict(beside)
     for setting in SETTING_COLUMNS:
         if setting in table:
@@ -313,7 +323,8 @@ def _curve_from_table(path: Path, table: dict, schedule, warmup: int | None, nam
     if not logged.any():
         raise InvalidCurveError(f"{path}: the loss column is blank on every row.")
     run = _run(path, schedule, {**recorded, **_given(settings)})
-    metadata = {"source": str(path), **({"config": str(config)} if config else {})}
+    metadata = {"source": str(path), **({"config": config if isinstance(config, dict) else str(config)}
+                                        if config else {})}
     return LossCurve(steps[logged], loss[logged], run, name=name, metadata=metadata)
 
 
@@ -334,9 +345,52 @@ def _settings_beside(path: Path) -> tuple[dict[str, float], Path | None]:
                 raise InvalidCurveError(f"{config} (the config beside {path.name}): not JSON ({e}).") from None
             if not isinstance(document, dict):
                 raise InvalidCurveError(f"{config} (the config beside {path.name}): not a JSON object.")
-            unwrapped = {k: v["value"] if isinstance(v, dict) and "value" in v else v for k, v in document.items()}
-            return settings_from_config(unwrapped), config
+            return settings_from_config(_unwrapped(document)), config
     return {}, None
+
+
+def _unwrapped(config: dict) -> dict:
+    """A tracker config with W&B's ``{"key": {"value": ...}}`` entries unwrapped."""
+    return {k: v["value"] if isinstance(v, dict) and "value" in v else v for k, v in config.items()}
+
+
+def read_wandb(
+    path: str | Path,
+    *,
+    schedule: Schedule | str | None = None,
+    warmup: int | None = None,
+    name: str | None = None,
+    step_col: str | None = None,
+    loss_col: str | None = None,
+    lr_col: str | None = None,
+    **settings,
+) -> LossCurve:
+    """Read a loss curve from a W&B run folder (``wandb/run-<time>-<id>``, an offline run's
+    ``wandb/offline-run-...``, ``wandb/latest-run``) or its ``run-<id>.wandb`` file, no upload
+    needed: what ``wandb.log`` recorded, and the run's settings from its ``wandb.config``.
+
+    The logged keys are found as :func:`read_csv` finds columns (``_step``, ``train/loss``,
+    ``val/loss``, ``lr``, ...; nested keys joined by ``.``) and take the same options. Settings
+    come from the config (``batch_size``, ``weight_decay``, ``beta1`` or ``momentum``, as in
+    :func:`settings_from_config`); ``settings`` given here take precedence, and
+    ``curve.metadata["config"]`` is the whole config. Needs ``pip install 'optlaws[wandb]'``
+    (W&B's record format); a run still being written is read up to its last whole record.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    file = run_file(path)
+    rows, config = run_history(file)
+    if not rows:
+        raise InvalidCurveError(f"{file}: the run logged nothing (no wandb.log rows).")
+    table = _table(file, *_record_cells(rows), *CURVE_COLUMNS, {"step": step_col, "loss": loss_col, "lr": lr_col})
+    config = _unwrapped(config)
+    return _curve_from_table(file, table, schedule, warmup, name or (path.resolve().name if path.is_dir() else file.stem),
+                             settings, config=(settings_from_config(config), config))
+
+
+def _is_wandb_run(path: Path) -> bool:
+    return path.suffix == ".wandb" or (path.is_dir() and any(path.glob("run-*.wandb")))
 
 
 def read_tensorboard(
@@ -549,11 +603,14 @@ def read_json(
 
 def read_curve(path: str | Path, **kwargs) -> LossCurve:
     """Read a loss curve, choosing the reader from the file: ``.csv``, ``.json`` (a tracker
-    export), ``.jsonl``, or TensorBoard event files (a folder, or a name with ``tfevents``).
+    export), ``.jsonl``, a W&B run folder or its ``.wandb`` file, or TensorBoard event files (a
+    folder, or a name with ``tfevents``).
 
-    The column options ``step_col``, ``loss_col`` and ``lr_col`` apply to CSV and JSON Lines;
+    The column options ``step_col``, ``loss_col`` and ``lr_col`` apply to CSV, JSON Lines and W&B runs;
     for event files ``loss_col`` and ``lr_col`` name the tags."""
     path = Path(path)
+    if _is_wandb_run(path):
+        return read_wandb(path, **kwargs)
     if path.is_dir() or "tfevents" in path.name:
         tags = {"loss_tag": kwargs.pop("loss_col", None), "lr_tag": kwargs.pop("lr_col", None)}
         if kwargs.pop("step_col", None) is not None:
@@ -565,7 +622,7 @@ def read_curve(path: str | Path, **kwargs) -> LossCurve:
     if reader is None:
         raise InvalidCurveError(
             f"{path}: unknown file format {path.suffix or '(no extension)'!r}; readable formats: "
-            f"{', '.join(sorted(readers))} and TensorBoard event files."
+            f"{', '.join(sorted(readers))}, TensorBoard event files and W&B run folders."
         )
     if reader is read_json:
         columns = [k for k in ("step_col", "loss_col", "lr_col") if kwargs.pop(k, None) is not None]

@@ -438,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add_command("fit", help="fit a model to loss curves and write FITTED.json")
     p.add_argument("curves", nargs="+", help="loss-curve files: .csv (step,lr,loss or a W&B / TensorBoard "
-                   "export), .jsonl, .json tracker export, or TensorBoard event files / run folders")
+                   "export), .jsonl, .json tracker export, a W&B run folder, or TensorBoard event files / run folders")
     p.add_argument("--model", default="sde-adam", choices=sorted(MODELS), help="model to fit")
     p.add_argument("--out", required=True, help="where to write the fitted model (JSON; - for stdout)")
     p.add_argument("--free", help="comma-separated parameters to fit (default: the model's; an unknown name lists "

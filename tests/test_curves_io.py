@@ -1,5 +1,6 @@
 import csv
 import json
+import sys
 import warnings
 
 import numpy as np
@@ -279,6 +280,70 @@ def test_tensorboard_event_files_written_by_tensorboardx(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)[0]["max_rel_error"] < 2e-3
     with pytest.raises(ValueError, match="event files record each value's step"):
         optlaws.read_curve(tmp_path / "run1", step_col="global_step")
+
+
+def wandb_offline_run(tmp_path, monkeypatch, schedule, steps, loss):
+    """A W&B run folder written by wandb itself, offline: the LR every 10 steps, the training loss
+    at ``steps``, a sparser validation loss, and the optimizer settings in ``wandb.config``."""
+    wandb = pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = wandb.init(mode="offline", dir=str(tmp_path), project="optlaws-test",
+                     config={"batch_size": 64, "weight_decay": 0.05, "beta1": 0.95, "model": {"layers": 2}})
+    logged = dict(zip(steps.tolist(), loss.tolist()))
+    for step in range(0, schedule.total_steps, 10):
+        row = {"lr": float(schedule.lr[step])}
+        if step in logged:
+            row["train/loss"] = logged[step]
+        if step in logged and step % 500 == 0:
+            row["val/loss"] = logged[step] + 0.01
+        wandb.log(row, step=step)
+    run.finish()
+    (folder,) = (tmp_path / "wandb").glob("offline-run-*")
+    return folder
+
+
+def test_wandb_run_folder_written_by_wandb(tmp_path, monkeypatch, capsys):
+    truth = optlaws.AdamModel(reference_lr=1e-3).replace(loss_inf=2.6, signal_amplitude=0.75,
+                                                         signal_exponent=0.46, noise_amplitude=300.0)
+    schedule = optlaws.wsd(1e-3, 3000, warmup=100, decay_frac=0.3)
+    steps = np.arange(100, 3000, 20)
+    with optlaws.float64():  # the settings wandb.config records
+        loss = np.asarray(truth.loss(optlaws.Run(schedule, batch_size=64.0, weight_decay=0.05, momentum=0.95), steps))
+    folder = wandb_offline_run(tmp_path, monkeypatch, schedule, steps, loss)
+    (log,) = folder.glob("run-*.wandb")
+    assert log.stat().st_size > 32768  # records cross the log's 32 KiB blocks
+    with pytest.warns(UserWarning, match="val/loss"):
+        validation = optlaws.read_curve(folder)
+    np.testing.assert_array_equal(validation.steps, steps[steps % 500 == 0])
+    curve = optlaws.read_curve(folder, loss_col="train/loss")
+    assert curve.name == folder.name
+    np.testing.assert_array_equal(curve.steps, steps)
+    np.testing.assert_allclose(curve.loss, loss, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(curve.run.lr)[:2990], np.asarray(schedule.lr)[:2990], rtol=1e-5, atol=1e-9)
+    assert (float(curve.run.batch_size), float(curve.run.weight_decay), float(curve.run.momentum)) == (64.0, 0.05, 0.95)
+    assert curve.metadata["config"]["model"] == {"layers": 2}
+    assert optlaws.read_wandb(log, loss_col="train/loss", batch_size=128).run.batch_size == 128.0
+    assert len(optlaws.read_curve(tmp_path / "wandb" / "latest-run", loss_col="train/loss")) == steps.size
+    assert main(["evaluate", _fitted(tmp_path, truth), str(folder), "--loss-col", "train/loss", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["max_rel_error"] < 2e-3
+
+    data = log.read_bytes()
+    # A run still being written ends at its last whole record.
+    (tmp_path / "partial").mkdir()
+    (tmp_path / "partial" / log.name).write_bytes(data[:40000])
+    partial = optlaws.read_curve(tmp_path / "partial", loss_col="train/loss")
+    assert 0 < len(partial) < steps.size
+    np.testing.assert_array_equal(partial.steps, steps[:len(partial)])
+    damaged = tmp_path / "damaged.wandb"
+    damaged.write_bytes(data[:20000] + bytes([data[20000] ^ 0xFF]) + data[20001:])
+    with pytest.raises(optlaws.InvalidCurveError, match="damaged at byte .*checksum"):
+        optlaws.read_curve(damaged)
+    (tmp_path / "other.wandb").write_bytes(b"not a run")
+    with pytest.raises(optlaws.InvalidCurveError, match="not a W&B run file"):
+        optlaws.read_curve(tmp_path / "other.wandb")
+    monkeypatch.setitem(sys.modules, "wandb.proto", None)  # as if wandb were not installed
+    with pytest.raises(ImportError, match=r"optlaws\[wandb\]"):
+        optlaws.read_curve(folder)
 
 
 def _fitted(tmp_path, model):
