@@ -39,6 +39,8 @@ CONFIGS = {
     "default free": optlaws.AdamModel.default_free,
     "+ structural": optlaws.AdamModel.default_free + STRUCTURAL,
     "+ structural + area ceiling": optlaws.AdamModel.default_free + STRUCTURAL + ("area_ceiling",),
+    "+ structural + area ceiling and its exponent": optlaws.AdamModel.default_free + STRUCTURAL + (
+        "area_ceiling", "ceiling_exponent"),
 }
 
 

@@ -136,10 +136,11 @@ def test_a_peak_lr_far_outside_the_fitted_ones_is_reported(tmp_path, capsys):
 
 def with_retired_ceiling(value):
     """A version-3 file written while the experimental ``curvature_ceiling`` existed (it had no
-    ``area_ceiling``), hashed as optlaws wrote it."""
+    ``area_ceiling`` nor ``ceiling_exponent``), hashed as optlaws wrote it."""
     def edit(document):
         fields = document["model"]["fields"]
         fields.pop("area_ceiling")
+        fields.pop("ceiling_exponent")
         fields["curvature_ceiling"] = value
         document["sha256"] = _content_hash(document)
     return edit

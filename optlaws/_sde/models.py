@@ -78,18 +78,22 @@ class AbstractSDEModel(AbstractLossModel):
     ``mobility_exponent = 1`` is the quadratic (and the SGD default); Adam's default is
     calibrated on the 124M runs (``benchmarks/calibrate.py``).
 
-    **Flattening with training.** With ``area_ceiling = c > 0`` every curvature is capped at
-    ``c`` over the LR area travelled so far: ``h_k <- min(h_k, c / A)``, ``A = sum of lr`` up to
-    the middle of the current segment. A network flattens as it trains, and the further (in LR
-    area) and the faster (a larger LR) it has gone, the flatter the directions that hold the noise
-    loss (the edge-of-stability picture: Cohen et al. 2021, 2022). At a constant LR a capped mode
-    relaxes at ``c / t`` per step, so the noise it holds drains in a cooldown of a fixed *fraction*
-    of the run, not a fixed number of steps, and more slowly after a higher peak LR. Fitted to the
-    124M sweep of every peak LR (``c`` about 36) this makes the predicted optimal peak LR fall with
-    the horizon, as the real one does, and fitted on the 15k-step runs it predicts the 25k-step
-    runs within 0.34% (docs/model.md, "Across peak learning rates"). ``0`` (the default) leaves
-    the spectrum as it is; to fit it, start it positive (``AdamModel(area_ceiling=30.0)``). Sample
-    paths (:func:`~optlaws.sample_paths`) do not model it.
+    **Flattening with training.** With ``area_ceiling = c > 0`` every curvature is capped by the
+    LR area travelled so far, ``A = sum of lr`` up to the middle of the current segment:
+
+        h_k <- min(h_k, c / (reference_lr (A / reference_lr)^gamma)),    gamma = ceiling_exponent,
+
+    ``c / A`` for ``gamma = 1``. A network flattens as it trains, and the further (in LR area) and
+    the faster (a larger LR) it has gone, the flatter the directions that hold the noise loss
+    (the edge-of-stability picture: Cohen et al. 2021, 2022). At a constant LR a capped mode
+    relaxes at ``c lr^(1 - gamma) t^-gamma`` per step (in reference-LR units): for
+    ``gamma = 1`` at ``c / t``, so the noise it holds drains in a cooldown of a fixed *fraction*
+    of the run, not a fixed number of steps; for ``gamma > 1`` more slowly after a higher peak
+    LR too. Fitted to the 124M sweep of every peak LR, this makes the predicted optimal peak LR
+    fall with the horizon, as the real one does (docs/model.md, "Across peak learning rates").
+    ``area_ceiling = 0`` (the default) leaves the spectrum as it is; to fit it, start it positive
+    (``AdamModel(area_ceiling=30.0)``) and free ``ceiling_exponent`` too. Sample paths
+    (:func:`~optlaws.sample_paths`) do not model it.
 
     **Stability.** One more mode, the sharpest direction, carries what the spectrum leaves out:
     whether training blows up. Its curvature ``s`` starts at ``sharpness_init`` and, like a
@@ -124,6 +128,7 @@ class AbstractSDEModel(AbstractLossModel):
     sharpness_floor: Float[Array, ""]
     flattening_rate: Float[Array, ""]
     area_ceiling: Float[Array, ""]
+    ceiling_exponent: Float[Array, ""]
     block: int = eqx.field(static=True)
     dynamics: str = eqx.field(static=True)
 
@@ -181,6 +186,8 @@ class AbstractSDEModel(AbstractLossModel):
             "flattening_rate": Parameter("flattening_rate", True, "fastest log-decrease of the sharpness per step"),
             "area_ceiling": Parameter("area_ceiling", True,
                                       "curvatures flatten to area_ceiling / (LR area so far); 0 = off"),
+            "ceiling_exponent": Parameter("ceiling_exponent", True,
+                                          "the area ceiling falls as (LR area)^-ceiling_exponent"),
         }
 
     def _contraction(self, x: Array, mu: Array) -> tuple[Array, Array]:
@@ -198,11 +205,13 @@ class AbstractSDEModel(AbstractLossModel):
         return jnp.where(lr_fraction > 0, lr_eff * safe ** (self.mobility_exponent - 1.0), 0.0)
 
     def _curvatures(self, area: Array) -> Array:
-        """``min(h_k, area_ceiling / area)``: the spectrum flattened where the LR area travelled
-        would put a mode past the ceiling (``area_ceiling = 0``: the spectrum as it is)."""
+        """``min(h_k, area_ceiling / (reference_lr (area / reference_lr)^ceiling_exponent))``: the
+        spectrum flattened where the LR area travelled would put a mode past the ceiling
+        (``area_ceiling = 0``: the spectrum as it is)."""
         on = (self.area_ceiling > 0) & (area > 0)
-        cap = jnp.where(on, self.area_ceiling / jnp.where(on, area, 1.0), jnp.inf)  # inf: off
-        return jnp.minimum(self.spectrum.curvatures, cap)
+        steps = jnp.where(on, area / self.reference_lr, 1.0)  # the area in steps at the reference LR
+        cap = jnp.where(on, self.area_ceiling / (self.reference_lr * steps ** self.ceiling_exponent), jnp.inf)
+        return jnp.minimum(self.spectrum.curvatures, cap)  # inf: off
 
     def _sharpest_mode(self, sharpness, edge_loss, alpha, mu, n):
         """Flatten the sharpest direction toward the edge of ``alpha`` (at most ``flattening_rate``
@@ -355,6 +364,7 @@ class SGDModel(AbstractSDEModel):
         sharpness_floor: ArrayLike = 0.0,
         flattening_rate: ArrayLike = 0.0,
         area_ceiling: ArrayLike = 0.0,
+        ceiling_exponent: ArrayLike = 1.0,
         block: int = DEFAULT_BLOCK,
         dynamics: str = "discrete",
     ):
@@ -368,6 +378,7 @@ class SGDModel(AbstractSDEModel):
         self.sharpness_floor = _scalar(sharpness_floor)
         self.flattening_rate = _scalar(flattening_rate)
         self.area_ceiling = _scalar(area_ceiling)
+        self.ceiling_exponent = _scalar(ceiling_exponent)
         self.block = int(block)
         self.dynamics = dynamics
 
@@ -426,6 +437,7 @@ class AdamModel(AbstractSDEModel):
         sharpness_floor: ArrayLike = 0.0,
         flattening_rate: ArrayLike = 0.0,
         area_ceiling: ArrayLike = 0.0,
+        ceiling_exponent: ArrayLike = 1.0,
         block: int = DEFAULT_BLOCK,
         dynamics: str = "discrete",
     ):
@@ -441,6 +453,7 @@ class AdamModel(AbstractSDEModel):
         self.sharpness_floor = _scalar(sharpness_floor)
         self.flattening_rate = _scalar(flattening_rate)
         self.area_ceiling = _scalar(area_ceiling)
+        self.ceiling_exponent = _scalar(ceiling_exponent)
         self.block = int(block)
         self.dynamics = dynamics
 
