@@ -137,10 +137,10 @@ def rank(
         uncertainty: the parameter uncertainty (default: the fit's).
         num_samples, seed: parameter draws for the band and ``p_best``.
         chunk_size: candidates per vmapped batch (rounded up to a multiple of the device count).
-        precision: ``"float64"`` (the default) or ``"float32"``: about three times the
-            throughput on a CPU and more on most accelerators, with final losses within about
-            ``1e-4`` relative of float64 (``tests/test_rank.py``), so candidates closer than
-            that may swap places.
+        precision: ``"float64"`` (the default) or ``"float32"``: about twice the throughput
+            on a CPU (512 WSD candidates of 24,000 steps: 0.56 s against 1.15 s), with final
+            losses within about ``1e-4`` relative of float64
+            (``tests/test_rank.py``), so candidates closer than that may swap places.
         progress_bar: report progress on stderr when there is more than one chunk.
     """
     fit, candidates = model, list(candidates)

@@ -491,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", action="append", help="key=LOW:HIGH:N[:log] or key=a,b,c (repeat per key)")
     ranking_options(p, top=None)
     p.add_argument("--precision", choices=PRECISIONS, default="float64",
-                   help="float32: about 3x faster on a CPU; candidates within ~1e-4 relative may swap")
+                   help="float32: about 2x faster on a CPU; candidates within ~1e-4 relative may swap")
     p.add_argument("--json", action="store_true", help="print a JSON list, best first")
     p.add_argument("--plot", help="also save the best candidates' predicted curves (PNG)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
