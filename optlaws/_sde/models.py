@@ -90,9 +90,10 @@ class AbstractSDEModel(AbstractLossModel):
     ``gamma = 1`` at ``c / t``, so the noise it holds drains in a cooldown of a fixed *fraction*
     of the run, not a fixed number of steps; for ``gamma > 1`` more slowly after a higher peak
     LR too. Fitted to the 124M sweep of every peak LR, this makes the predicted optimal peak LR
-    fall with the horizon, as the real one does (docs/model.md, "Across peak learning rates").
-    ``area_ceiling = 0`` (the default) leaves the spectrum as it is; to fit it, start it positive
-    (``AdamModel(area_ceiling=30.0)``) and free ``ceiling_exponent`` too. Sample paths
+    fall with the horizon, as the real one does (docs/model.md, "Across peak learning rates";
+    ``tests/test_sde.py`` checks it on the fitted landscapes). ``area_ceiling = 0`` (the
+    default) leaves the spectrum as it is; to fit it, start it positive
+    (``AdamModel(area_ceiling=10.0)``) and free ``ceiling_exponent`` too. Sample paths
     (:func:`~optlaws.sample_paths`) do not model it.
 
     **Stability.** One more mode, the sharpest direction, carries what the spectrum leaves out:
