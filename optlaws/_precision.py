@@ -32,10 +32,15 @@ def float64() -> contextlib.AbstractContextManager:
         >>> str(loss.dtype)
         'float64'
     """
+    return _x64(True)
+
+
+def _x64(enabled: bool) -> contextlib.AbstractContextManager:
+    """``jax.enable_x64(enabled)``, or its experimental predecessor on JAX < 0.8."""
     enable = getattr(jax, "enable_x64", None)
     if enable is None:  # JAX < 0.8
         from jax.experimental import enable_x64 as enable
-    return enable(True)
+    return enable(enabled)
 
 
 def computing_in(precision: str):
@@ -46,11 +51,7 @@ def computing_in(precision: str):
         raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}.")
     if precision == "float64":
         return float64(), in_float64
-    enable = getattr(jax, "enable_x64", None)
-    if enable is None:  # JAX < 0.8
-        from jax.experimental import disable_x64
-        return disable_x64(), canonical
-    return enable(False), canonical
+    return _x64(False), canonical
 
 
 def in_float64(tree):
