@@ -1,16 +1,17 @@
 """Ranking the 124M runs of Schaipp et al. at 25k steps from fits to their 15k-step runs.
 
 For each peak LR that has 15k-step runs (5e-4, 1e-3, 2e-3): fit ``AdamModel`` (the default free
-parameters, and with the structural ones free as well) to that LR's 15k runs plus the constant-LR trunk cut at step 15000, then rank the
-LR's 25k runs (WSD with 10-90% linear or 1-sqrt cooldowns, cosine to 10% and to 0) with
-``optlaws.rank`` by their loss at the last logged step (24800). Reported: Spearman rank
-correlation of predicted vs real loss, regret of the predicted best (its real loss minus the
-best real one), top-1 and top-2 hits (the real best is the predicted best / among the predicted
-two best), the mean absolute relative error of the predicted losses, and the real best's
-``p_best``. The last row does the same over every peak LR at once (one landscape; the structural
-parameters free as well, see "transfer"), ranking all 25k runs of all four LRs.
+parameters; with the structural ones free as well; with the area ceiling free as well) to that
+LR's 15k runs plus the constant-LR trunk cut at step 15000, then rank the LR's 25k runs (WSD with
+10-90% linear or 1-sqrt cooldowns, cosine to 10% and to 0) with ``optlaws.rank`` by their loss at
+the last logged step (24800). Reported: Spearman rank correlation of predicted vs real loss,
+regret of the predicted best (its real loss minus the best real one), top-1 and top-2 hits (the
+real best is the predicted best / among the predicted two best), the mean absolute relative
+error of the predicted losses, and the real best's ``p_best``. The last two rows do the same over
+every peak LR at once (one landscape: the structural parameters free as well, and then the area
+ceiling with its exponent too, see "transfer"), ranking all 25k runs of all four LRs.
 
-    python benchmarks/ranking.py [--no-write]        (about 10 minutes on 2 cores)
+    python benchmarks/ranking.py [--no-write]        (about 12 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -22,12 +23,22 @@ import warnings
 import numpy as np
 
 import optlaws
-from _common import data_root, machine, report, schaipp_runs, spearman
+from _common import adam_start, data_root, machine, report, schaipp_runs, spearman
 
 LRS = ("0.0005", "0.001", "0.002")
 TRUNK_CUT = 15000
 STRUCTURAL = ("noise_exponent", "norm_init", "mobility_exponent")
-CONFIGS = {"default free": optlaws.AdamModel.default_free, "+ structural": optlaws.AdamModel.default_free + STRUCTURAL}
+CONFIGS = {
+    "default free": optlaws.AdamModel.default_free,
+    "+ structural": optlaws.AdamModel.default_free + STRUCTURAL,
+    "+ area ceiling": optlaws.AdamModel.default_free + ("area_ceiling",),
+}
+# One landscape for every peak LR (docs/model.md "Across peak learning rates"): row name -> free.
+ONE_LANDSCAPE = {
+    "all four, one landscape (+ structural)": optlaws.AdamModel.default_free + STRUCTURAL,
+    "all four, one landscape (+ structural + area ceiling and its exponent)":
+        optlaws.AdamModel.default_free + STRUCTURAL + ("area_ceiling", "ceiling_exponent"),
+}
 
 
 def short_name(curve) -> str:
@@ -83,7 +94,7 @@ def evaluate(train, held, free) -> dict:
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optlaws.FitWarning)
-        result = optlaws.fit(optlaws.AdamModel(), train, free=free, progress=False)
+        result = optlaws.fit(adam_start(free), train, free=free, progress=False)
     last = [int(c.steps[-1]) for c in held]
     runs = [optlaws.Run(c.run.lr[:s], **c.run.settings()) for c, s in zip(held, last)]
     ranking = optlaws.rank(result, runs, names=[c.name for c in held], progress_bar=False)
@@ -122,13 +133,13 @@ def main():
             print(lr, config, rows[f"{float(lr):g}, {config}"], flush=True)
     every = [c for lr in LRS for c in training_runs(root, lr)]
     every.append(schaipp_runs(root, "0.0001", horizon=50000)[0].until(TRUNK_CUT))
-    rows["all four, one landscape"] = evaluate(every, schaipp_runs(root, horizon=25000),
-                                               optlaws.AdamModel.default_free + STRUCTURAL)
-    print(rows["all four, one landscape"], flush=True)
+    for name, free in ONE_LANDSCAPE.items():
+        rows[name] = evaluate(every, schaipp_runs(root, horizon=25000), free)
+        print(name, rows[name], flush=True)
     lines = [
         f"Machine: {machine()}. Fitted on each peak LR's 15k-step runs plus its constant trunk cut at "
         f"{TRUNK_CUT}; ranked: that LR's 25k runs by the loss at step 24800 (`optlaws.rank`, 90% band, 64 "
-        "joint draws). 1e-4 has no 15k runs: it enters only the last row (its trunk in the fit, its 25k runs "
+        "joint draws). 1e-4 has no 15k runs: it enters only the last two rows (its trunk in the fit, its 25k runs "
         "ranked).\n",
         "| peak LR, free parameters | 25k runs | rank corr | regret (nats) | top-1 | top-2 | mean abs error | p_best of the real "
         "best | real best / picked | fit + rank s |",

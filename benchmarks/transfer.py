@@ -27,14 +27,13 @@ import warnings
 import numpy as np
 
 import optlaws
-from _common import data_root, machine, report, schaipp_runs, spearman
+from _common import adam_start, data_root, machine, report, schaipp_runs, spearman
 
 LRS = ("0.0001", "0.0005", "0.001", "0.002")
 FAMILY = "wsd:warmup=300,decay_frac=0.2,shape=linear,final=0"
 SETTINGS = dict(batch_size=100.0, weight_decay=0.1, momentum=0.9)
 STRUCTURAL = ("noise_exponent", "norm_init", "mobility_exponent")
-# name -> free parameters of AdamModel (the area ceiling starts at 10: off is 0, and a parameter
-# fitted in log space needs a positive start)
+# name -> free parameters of AdamModel (started from _common.adam_start)
 CONFIGS = {
     "default free": optlaws.AdamModel.default_free,
     "+ structural": optlaws.AdamModel.default_free + STRUCTURAL,
@@ -45,7 +44,7 @@ CONFIGS = {
 
 
 def fit(curves, free):
-    start = optlaws.AdamModel(area_ceiling=10.0 if "area_ceiling" in free else 0.0)
+    start = adam_start(free)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optlaws.FitWarning)
         return optlaws.fit(start, curves, free=free, progress=False)

@@ -18,7 +18,7 @@ from ._curves import InvalidCurveError, LossCurve
 from ._metrics import CurveMetrics, curve_metrics, metrics_table
 from ._model import AbstractLossModel, ParameterMap
 from ._precision import float64, in_float64
-from ._progress import status
+from ._progress import count_step, solver_steps, status
 from ._run import Run, stack_runs
 from ._tables import text_table
 from ._uncertainty import ParameterUncertainty
@@ -135,6 +135,17 @@ class FitProblem(eqx.Module):
         return jnp.sum(huber(self.residuals(theta), self.huber_delta))
 
 
+def _chunks(starts: int) -> int:
+    """How many vmapped batches :func:`_solve` runs one after another for ``starts`` starts."""
+    return -(-starts // REFINED)
+
+
+def _solve_bound(starts: int, max_steps: int) -> int:
+    """The most solver steps (progress ticks) that :func:`_solve` can take: per batch, one to
+    start and ``max_steps`` (the batch stops when its slowest start does)."""
+    return _chunks(starts) * (max_steps + 1)
+
+
 @eqx.filter_jit
 def _solve(problem: FitProblem, thetas, max_steps: int):
     """Levenberg-Marquardt from every start, ``REFINED`` starts at a time (vmapped within a chunk,
@@ -142,17 +153,20 @@ def _solve(problem: FitProblem, thetas, max_steps: int):
     can exceed memory, as 7 free parameters x 8 starts x 60 curves of 25k steps did at 25 GB)."""
     solver = optx.LevenbergMarquardt(rtol=1e-6, atol=1e-9)
 
+    def residuals(theta, p):
+        jax.debug.callback(count_step)  # one call per solver step (and one to start): progress
+        return _huber_as_least_squares(p.residuals(theta), p.huber_delta)
+
     def one(theta0):
         solution = optx.least_squares(
-            lambda theta, p: _huber_as_least_squares(p.residuals(theta), p.huber_delta),
-            solver, theta0, args=problem, max_steps=max_steps, throw=False,
+            residuals, solver, theta0, args=problem, max_steps=max_steps, throw=False,
         )
         theta = solution.value
         return (theta, problem.objective(theta), solution.result == optx.RESULTS.successful,
                 solution.stats["num_steps"])
 
     count = thetas.shape[0]
-    chunks = -(-count // REFINED)
+    chunks = _chunks(count)
     padded = jnp.concatenate([thetas, jnp.repeat(thetas[-1:], chunks * REFINED - count, axis=0)])
     outputs = jax.lax.map(jax.vmap(one), padded.reshape(chunks, REFINED, -1))
     return jax.tree.map(lambda x: x.reshape(chunks * REFINED, *x.shape[2:])[:count], outputs)
@@ -467,7 +481,8 @@ def fit(
             by the fit to the other curves (linearised leave-one-curve-out), or, with fewer than
             three curves, where that is not determined, ``PRIOR_DISCREPANCY`` (0.19%, the
             estimate on the 124M sweep). ``0`` gives bands of the parameters alone.
-        progress: show a status line while fitting.
+        progress: report on stderr while fitting: each solve's steps done out of the most it can
+            take, the time per step, and so the time left at most (it usually converges sooner).
 
     Returns:
         A :class:`FitResult`. A :class:`FitWarning` is issued when the best start did not
@@ -487,8 +502,8 @@ def fit(
     if discrepancy is not None and not (np.isfinite(discrepancy) and discrepancy >= 0):
         raise ValueError(f"`discrepancy` must be a finite non-negative log-loss error or None, got {discrepancy!r}.")
     started = time.perf_counter()
-    with float64(), status(f"fitting {type(model).__name__} to {len(curves)} curve(s), "
-                           f"{num_starts} start(s)", enabled=progress):
+    fitting = f"fitting {type(model).__name__} to {len(curves)} curve(s)"
+    with float64():
         start = _start(in_float64(model), curves, free)
         problem = FitProblem.build(start, free, curves, huber_delta)
         center = np.asarray(problem.parameters.to_theta(start))
@@ -497,10 +512,14 @@ def fit(
         offsets[0] = 0.0
         thetas = center + offsets
         if num_starts > REFINED:
-            thetas, objectives, _, _ = map(np.asarray, _solve(problem, jnp.asarray(thetas), SCREEN_STEPS))
+            with solver_steps(f"{fitting}: {num_starts} starts, {SCREEN_STEPS} steps each",
+                              _solve_bound(num_starts, SCREEN_STEPS), enabled=progress):
+                thetas, objectives, _, _ = map(np.asarray, _solve(problem, jnp.asarray(thetas), SCREEN_STEPS))
             finite = np.isfinite(objectives) & np.all(np.isfinite(thetas), axis=1)
             thetas = thetas[np.argsort(np.where(finite, objectives, np.inf))[:REFINED]]
-        thetas, objectives, successes, num_steps = map(np.asarray, _solve(problem, jnp.asarray(thetas), max_steps))
+        with solver_steps(f"{fitting}: the best {len(thetas)} to convergence",
+                          _solve_bound(len(thetas), max_steps), enabled=progress):
+            thetas, objectives, successes, num_steps = map(np.asarray, _solve(problem, jnp.asarray(thetas), max_steps))
         finite = np.isfinite(objectives) & np.all(np.isfinite(thetas), axis=1)
         if not finite.any():
             raise RuntimeError(
@@ -509,7 +528,8 @@ def fit(
             )
         best = int(np.argmin(np.where(finite, objectives, np.inf)))
         theta = thetas[best]
-        res, jac, predicted = _linearised(problem, theta)
+        with status(f"{fitting}: the Jacobian for the parameters' covariance", enabled=progress):
+            res, jac, predicted = _linearised(problem, theta)
         fitted = problem.model(jnp.asarray(theta))
         values = fitted.values()
     curve_index = np.asarray(problem.curve_index)

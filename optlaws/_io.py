@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
+import yaml
 
 from ._curves import InvalidCurveError, LossCurve
 from ._run import Run
@@ -241,9 +242,10 @@ def read_csv(
     ``schedule`` (an :class:`Schedule` or a spec string) when given, otherwise it is rebuilt
     from the ``lr`` column (see :func:`schedule_from_samples`).
 
-    The run's settings come from a JSON config beside the file (``{stem}.config.json``, else
-    ``config.json``; keys ``batch_size`` (times ``acc_steps``), ``weight_decay``, ``beta1`` or
-    ``momentum``, W&B's ``{"value": ...}`` entries unwrapped), then from optional columns
+    The run's settings come from a JSON or YAML config beside the file (the first of
+    :data:`CONFIG_FILES`: ``{stem}.config.json``, ..., ``config.yaml``, Lightning's
+    ``hparams.yaml``, Hydra's ``.hydra/config.yaml``; keys as in :func:`settings_from_config`,
+    W&B's ``{"value": ...}`` entries unwrapped), then from optional columns
     ``batch_size``, ``weight_decay`` (or ``wd``) and ``momentum`` (or ``beta1``), each holding
     one value for the whole run; ``settings`` given here (``batch_size=``, ...; CLI
     ``--batch-size`` ...) take precedence over both. Settings recorded nowhere take the model's
@@ -328,25 +330,37 @@ def _curve_from_table(path: Path, table: dict, schedule, warmup: int | None, nam
     return LossCurve(steps[logged], loss[logged], run, name=name, metadata=metadata)
 
 
-# Config files that record a log's run settings, looked for beside it ({stem}: the log's name).
-CONFIG_FILES = ("{stem}.config.json", "config.json")
+# Config files that record a log's run settings, looked for beside it in this order ({stem}: the
+# log's name): a config of this log, then a run folder's config (PyTorch Lightning writes
+# hparams.yaml beside its metrics.csv and event files, Hydra .hydra/config.yaml in its run folder).
+CONFIG_FILES = ("{stem}.config.json", "{stem}.config.yaml", "{stem}.config.yml", "config.json", "config.yaml",
+                "config.yml", "hparams.yaml", ".hydra/config.yaml")
 
 
 def _settings_beside(path: Path) -> tuple[dict[str, float], Path | None]:
-    """Run settings from a JSON config beside a log (:data:`CONFIG_FILES`; W&B's
+    """Run settings from a JSON or YAML config beside a log (:data:`CONFIG_FILES`; W&B's
     ``{"key": {"value": ...}}`` entries unwrapped), and the config's path."""
     folder = path if path.is_dir() else path.parent
     for pattern in CONFIG_FILES:
         config = folder / pattern.format(stem=path.stem)
         if config.is_file():
-            try:
-                document = json.loads(config.read_text(encoding="utf-8-sig"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise InvalidCurveError(f"{config} (the config beside {path.name}): not JSON ({e}).") from None
-            if not isinstance(document, dict):
-                raise InvalidCurveError(f"{config} (the config beside {path.name}): not a JSON object.")
-            return settings_from_config(_unwrapped(document)), config
+            return settings_from_config(_unwrapped(_read_config(config, path))), config
     return {}, None
+
+
+def _read_config(config: Path, log: Path) -> dict:
+    """The mapping a JSON or YAML config file holds (YAML read safely: no Python objects)."""
+    where = f"{config} (the config beside {log.name})"
+    try:
+        text = config.read_text(encoding="utf-8-sig")
+        document = json.loads(text) if config.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InvalidCurveError(f"{where}: not {'JSON' if config.suffix == '.json' else 'text'} ({e}).") from None
+    except yaml.YAMLError as e:
+        raise InvalidCurveError(f"{where}: not YAML that can be read safely ({e}).") from None
+    if not isinstance(document, dict):
+        raise InvalidCurveError(f"{where}: not a mapping of keys to values.")
+    return document
 
 
 def _unwrapped(config: dict) -> dict:
@@ -459,21 +473,71 @@ def _given(settings: dict) -> dict:
     return {key: value for key, value in settings.items() if value is not None}
 
 
-def settings_from_config(config: dict) -> dict[str, float]:
-    """Run settings recorded in a tracker config (llm-baselines / nanoGPT keys).
+# The keys of each run setting in a tracker config, in order of preference; ``betas`` holds
+# (beta1, beta2).
+CONFIG_KEYS = {
+    "batch_size": ("batch_size",),
+    "acc_steps": ("acc_steps", "gradient_accumulation_steps", "accumulate_grad_batches"),
+    "weight_decay": ("weight_decay",),
+    "momentum": ("beta1", "momentum", "betas"),
+}
 
-    ``batch_size`` is sequences per update: ``batch_size * acc_steps`` (gradient accumulation);
-    ``weight_decay``; ``momentum`` is ``beta1`` (Adam) or ``momentum`` (SGD).
+
+def _leaves(config: dict, prefix: str = "") -> Iterator[tuple[str, object]]:
+    """``(dotted.key, value)`` for every value of a nested config."""
+    for key, value in config.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _number(key: str, value) -> float | None:
+    """A config value as a number, if it is one (the first of ``betas``)."""
+    if key == "betas" and isinstance(value, (list, tuple)) and value:
+        value = value[0]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _config_setting(config: dict, setting: str) -> float | None:
+    """One setting of a config: at the top level, else a nested key of that name, where every
+    nested key of that name agrees (a warning names them where they do not)."""
+    keys = CONFIG_KEYS[setting]
+    for key in keys:
+        if (value := _number(key, config.get(key))) is not None:
+            return value
+    found = {}
+    for dotted, raw in _leaves(config):
+        key = dotted.rsplit(".", 1)[-1]
+        if key in keys and (value := _number(key, raw)) is not None:
+            found[dotted] = value
+    if len(set(found.values())) > 1:
+        listed = ", ".join(f"{k}={v:g}" for k, v in found.items())
+        warnings.warn(f"the config records several values of {setting} ({listed}); none is used: give "
+                      f"{setting}=... (CLI --{setting.replace('_', '-')}).", stacklevel=3)
+        return None
+    return next(iter(found.values()), None)
+
+
+def settings_from_config(config: dict) -> dict[str, float]:
+    """Run settings recorded in a tracker config (llm-baselines, nanoGPT, PyTorch Lightning,
+    Hydra and Hugging Face keys; nested sections are searched, :data:`CONFIG_KEYS`).
+
+    ``batch_size`` is sequences per update: ``batch_size`` times the gradient accumulation
+    steps (``acc_steps``, ``gradient_accumulation_steps`` or ``accumulate_grad_batches``);
+    ``weight_decay``; ``momentum`` is ``beta1`` (Adam), ``momentum`` (SGD) or the first of
+    ``betas``. A key found at the top level is used; otherwise a nested one (``optimizer.betas``),
+    unless nested keys of that name disagree (``data.batch_size`` and ``eval.batch_size``), which
+    a warning reports and which leaves the setting unrecorded.
     """
     found = {}
-    if isinstance(config.get("batch_size"), (int, float)):
-        found["batch_size"] = float(config["batch_size"]) * float(config.get("acc_steps", 1) or 1)
-    if isinstance(config.get("weight_decay"), (int, float)):
-        found["weight_decay"] = float(config["weight_decay"])
-    for key in ("beta1", "momentum"):
-        if isinstance(config.get(key), (int, float)):
-            found["momentum"] = float(config[key])
-            break
+    for setting in ("batch_size", "weight_decay", "momentum"):
+        if (value := _config_setting(config, setting)) is not None:
+            found[setting] = value
+    if "batch_size" in found:
+        found["batch_size"] *= _config_setting(config, "acc_steps") or 1.0
     return found
 
 

@@ -238,6 +238,50 @@ def test_settings_come_from_a_config_beside_the_log(tmp_path):
         optlaws.read_curve(log, warmup=10)
 
 
+def test_settings_from_yaml_configs_of_lightning_hydra_and_wandb(tmp_path):
+    """YAML configs beside a log, written by PyYAML as Lightning writes hparams.yaml: nested
+    sections are searched, gradient accumulation multiplies the batch size, betas give beta1."""
+    yaml = pytest.importorskip("yaml")
+    run = tmp_path / "lightning_logs" / "version_0"
+    run.mkdir(parents=True)
+    log = run / "metrics.csv"
+    optlaws.write_csv(log, [100, 200], [3.0, 2.9], [1e-3, 1e-3])
+    hparams = {"model": {"n_layer": 12}, "optimizer": {"lr": 1e-3, "weight_decay": 0.05, "betas": [0.95, 0.99]},
+               "data": {"batch_size": 32}, "trainer": {"accumulate_grad_batches": 4, "precision": "bf16"}}
+    (run / "hparams.yaml").write_text(yaml.safe_dump(hparams))
+    curve = optlaws.read_curve(log, warmup=10)
+    assert (float(curve.run.batch_size), float(curve.run.weight_decay), float(curve.run.momentum)) == (128.0, 0.05, 0.95)
+    assert curve.metadata["config"] == str(run / "hparams.yaml")
+    # Nested keys of one name that disagree: named in a warning, and the setting left unrecorded.
+    hparams["eval"] = {"batch_size": 8}
+    (run / "hparams.yaml").write_text(yaml.safe_dump(hparams))
+    with pytest.warns(UserWarning, match=r"several values of batch_size \(data.batch_size=32, eval.batch_size=8\)"):
+        ambiguous = optlaws.read_curve(log, warmup=10)
+    assert ambiguous.run.batch_size is None and float(ambiguous.run.weight_decay) == 0.05
+    # A top-level key wins over nested ones; W&B's config.yaml form ({desc, value}) is unwrapped.
+    (run / "config.yaml").write_text(yaml.safe_dump({"_wandb": {"desc": None, "value": {"cli_version": "0.16.0"}},
+                                                     "batch_size": {"desc": None, "value": 256},
+                                                     "optimizer": {"desc": None, "value": {"weight_decay": 0.1}}}))
+    wandb_style = optlaws.read_curve(log, warmup=10)
+    assert float(wandb_style.run.batch_size) == 256.0 and float(wandb_style.run.weight_decay) == 0.1
+    # Hydra keeps its config in the run folder's .hydra/.
+    hydra = tmp_path / "outputs" / "2026-11-26" / "12-00-00"
+    (hydra / ".hydra").mkdir(parents=True)
+    optlaws.write_csv(hydra / "log.csv", [100, 200], [3.0, 2.9], [1e-3, 1e-3])
+    (hydra / ".hydra" / "config.yaml").write_text("optim:\n  weight_decay: 0.2\n  momentum: 0.8\n")
+    assert float(optlaws.read_curve(hydra / "log.csv", warmup=10).run.momentum) == 0.8
+    # Unreadable configs are refused with the file's name.
+    (run / "metrics.config.yaml").write_text("batch_size: [unclosed\n")
+    with pytest.raises(optlaws.InvalidCurveError, match=r"metrics.config.yaml \(the config beside metrics.csv\): not YAML"):
+        optlaws.read_curve(log, warmup=10)
+    (run / "metrics.config.yaml").write_text("!!python/object:builtins.object {}\n")
+    with pytest.raises(optlaws.InvalidCurveError, match="not YAML that can be read safely"):
+        optlaws.read_curve(log, warmup=10)
+    (run / "metrics.config.yaml").write_text("- a list\n")
+    with pytest.raises(optlaws.InvalidCurveError, match="not a mapping"):
+        optlaws.read_curve(log, warmup=10)
+
+
 def test_tensorboard_scalar_csv_and_byte_order_mark(tmp_path):
     path = tmp_path / "run-train-tag-loss.csv"
     path.write_text("\ufeffWall time,Step,Value\n1700000000.0,100,3.5\n1700000010.0,200,3.2\n", encoding="utf-8")

@@ -1,9 +1,11 @@
 import dataclasses
+import re
 
 import numpy as np
 import pytest
 
 import optlaws
+from optlaws import _progress
 
 TRUE = dict(loss_inf=2.6, signal_amplitude=0.75, signal_exponent=0.46, noise_amplitude=900.0)
 
@@ -46,6 +48,32 @@ def test_stderr_covers_the_truth_under_noise():
                          num_starts=3, covariance="laplace", progress=False)
     for name, value in TRUE.items():
         assert abs(result.values[name] - value) < 5 * result.stderr[name], name
+
+
+def test_a_piped_fit_reports_its_solver_steps_and_the_time_left(monkeypatch, capsys):
+    monkeypatch.setattr(_progress, "HEARTBEAT_SECONDS", 0.01)
+    truth = optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE)
+    result = optlaws.fit(optlaws.AdamModel(), synthetic_curves(truth, noise=1e-3), num_starts=4, max_steps=50)
+    log = capsys.readouterr().err
+    screening, refining = "4 starts, 30 steps each", "the best 2 to convergence"
+    assert f"{screening} (at most 62 steps) ..." in log and f"{refining} (at most 51 steps) ..." in log
+    ticks = [tuple(map(int, m)) for m in re.findall(r"step (\d+)/(\d+), \d+ s, at most \d+ s left", log)]
+    assert ticks and all(0 < done <= bound for done, bound in ticks), log
+    # The refined batch took about as many steps as its slowest start (one more to start).
+    [refined] = re.findall(rf"{refining}: done in [\d.]+ s \((\d+) steps\)", log)
+    assert result.iterations <= int(refined) + 1 and int(refined) <= 51
+
+
+def test_the_time_left_is_measured_from_the_first_step(monkeypatch):
+    now = iter([0.0, 100.0, 102.0])  # opened; first step after 100 s of compiling; 2 s per step
+    monkeypatch.setattr(_progress.time, "monotonic", lambda: next(now))
+    clock = _progress._StepClock(bound=10)
+    clock.tick()
+    assert clock.remaining() == "compiling"
+    clock.tick()
+    assert clock.remaining() == "at most 16 s left (2 s per step)"  # 8 steps left at 2 s: not 50 s
+    _progress.count_step()  # no display open: nothing to advance
+    assert clock.done == 2
 
 
 @pytest.mark.slow
