@@ -41,13 +41,6 @@ def schaipp_runs(root: Path, lr: str = "*", horizon: int | None = None, since: i
     return curves
 
 
-def adam_start(free) -> optlaws.AdamModel:
-    """The ``AdamModel`` a fit with these ``free`` parameters starts from: the area ceiling, off
-    (0) by default, starts at 10 when it is free, since a parameter fitted in log space needs a
-    positive start."""
-    return optlaws.AdamModel(area_ceiling=10.0 if "area_ceiling" in free else 0.0)
-
-
 def spearman(a, b) -> float:
     """Spearman rank correlation of two sequences (no ties expected)."""
     ranks = [np.argsort(np.argsort(np.asarray(x))) for x in (a, b)]

@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 
 import optlaws
-from _common import adam_start, data_root, machine, report, schaipp_runs, spearman
+from _common import data_root, machine, report, schaipp_runs, spearman
 
 LRS = ("0.0005", "0.001", "0.002")
 TRUNK_CUT = 15000
@@ -94,7 +94,7 @@ def evaluate(train, held, free) -> dict:
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optlaws.FitWarning)
-        result = optlaws.fit(adam_start(free), train, free=free, progress=False)
+        result = optlaws.fit(optlaws.AdamModel(), train, free=free, progress=False)
     last = [int(c.steps[-1]) for c in held]
     runs = [optlaws.Run(c.run.lr[:s], **c.run.settings()) for c, s in zip(held, last)]
     ranking = optlaws.rank(result, runs, names=[c.name for c in held], progress_bar=False)

@@ -27,27 +27,28 @@ import warnings
 import numpy as np
 
 import optlaws
-from _common import adam_start, data_root, machine, report, schaipp_runs, spearman
+from _common import data_root, machine, report, schaipp_runs, spearman
 
 LRS = ("0.0001", "0.0005", "0.001", "0.002")
 FAMILY = "wsd:warmup=300,decay_frac=0.2,shape=linear,final=0"
 SETTINGS = dict(batch_size=100.0, weight_decay=0.1, momentum=0.9)
 STRUCTURAL = ("noise_exponent", "norm_init", "mobility_exponent")
-# name -> free parameters of AdamModel (started from _common.adam_start)
+# name -> free parameters of AdamModel (a mechanism that is off starts where initial_guess puts it)
 CONFIGS = {
     "default free": optlaws.AdamModel.default_free,
     "+ structural": optlaws.AdamModel.default_free + STRUCTURAL,
     "+ structural + area ceiling": optlaws.AdamModel.default_free + STRUCTURAL + ("area_ceiling",),
     "+ structural + area ceiling and its exponent": optlaws.AdamModel.default_free + STRUCTURAL + (
         "area_ceiling", "ceiling_exponent"),
+    "+ structural + area ceiling + peak-LR floor": optlaws.AdamModel.default_free + STRUCTURAL + (
+        "area_ceiling", "peak_floor"),
 }
 
 
 def fit(curves, free):
-    start = adam_start(free)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optlaws.FitWarning)
-        return optlaws.fit(start, curves, free=free, progress=False)
+        return optlaws.fit(optlaws.AdamModel(), curves, free=free, progress=False)
 
 
 def mean_error(model, curves):

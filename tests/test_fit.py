@@ -1,5 +1,6 @@
 import dataclasses
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -48,6 +49,21 @@ def test_stderr_covers_the_truth_under_noise():
                          num_starts=3, covariance="laplace", progress=False)
     for name, value in TRUE.items():
         assert abs(result.values[name] - value) < 5 * result.stderr[name], name
+
+
+def test_mechanisms_that_are_off_start_positive_only_where_freed():
+    """The area ceiling and the peak-LR floor are off (0) by default; freed, a fit starts them
+    positive (a parameter fitted in log space cannot leave 0), and left fixed they stay off."""
+    truth = optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE)
+    curves = synthetic_curves(truth)
+    guess = optlaws.AdamModel().initial_guess(curves)
+    assert (float(guess.get("area_ceiling")), float(guess.get("peak_floor"))) == pytest.approx((10.0, 0.01))
+    assert float(optlaws.AdamModel(peak_floor=0.5).initial_guess(curves).get("peak_floor")) == 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optlaws.FitWarning)  # five steps: not converged
+        result = optlaws.fit(optlaws.AdamModel(), curves, free=optlaws.AdamModel.default_free + ("peak_floor",),
+                             num_starts=1, max_steps=5, progress=False)
+    assert result.values["area_ceiling"] == 0.0 and result.values["peak_floor"] > 0
 
 
 def test_a_piped_fit_reports_its_solver_steps_and_the_time_left(monkeypatch, capsys):

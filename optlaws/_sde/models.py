@@ -36,6 +36,9 @@ EDGE_LOSS_INIT = 1e-6
 # lacks: there ``rho = 1`` at the edge, and tracking it with any lag grows the mode's loss without
 # bound (by about exp(0.05) per step for a 0.1% lag at b1 = 0.9).
 EDGE_MARGIN = 0.9
+# Where a fit starts the mechanisms that are off by default (0) when they are freed (fitted on the
+# 124M sweep: area ceiling 32-70, peak-LR floor 0.027-0.030).
+SWITCHED_OFF_STARTS = {"area_ceiling": 10.0, "peak_floor": 0.01}
 
 
 class AbstractSDEModel(AbstractLossModel):
@@ -92,9 +95,21 @@ class AbstractSDEModel(AbstractLossModel):
     LR too. Fitted to the 124M sweep of every peak LR, this makes the predicted optimal peak LR
     fall with the horizon, as the real one does (docs/model.md, "Across peak learning rates";
     ``tests/test_sde.py`` checks it on the fitted landscapes). ``area_ceiling = 0`` (the
-    default) leaves the spectrum as it is; to fit it, start it positive
-    (``AdamModel(area_ceiling=10.0)``) and free ``ceiling_exponent`` too. Sample paths
+    default) leaves the spectrum as it is; freed in a fit, it starts at 10
+    (:data:`SWITCHED_OFF_STARTS`); free ``ceiling_exponent`` too. Sample paths
     (:func:`~optlaws.sample_paths`) do not model it.
+
+    **What a high LR leaves.** With ``peak_floor = f > 0`` the loss carries, on top of the modes,
+
+        f * lr_max / reference_lr,    lr_max = max LR so far,
+
+    a loss that grows with the peak LR and that no cooldown removes. Fitted separately per peak
+    LR, the 124M sweep's irreducible loss rises linearly with it (2.661, 2.695, 2.744 at 5e-4,
+    1e-3, 2e-3); with the floor, one landscape fits every peak LR better, predicts longer runs
+    from shorter ones within 0.3% and puts the optimal LR within 2% and 8% of the measured one at
+    15k and 25k steps (docs/model.md, "Across peak learning rates"; ``tests/test_sde.py`` checks
+    it on the fitted landscape). ``peak_floor = 0`` (the default) is off; freed in a fit, it
+    starts at 0.01.
 
     **Stability.** One more mode, the sharpest direction, carries what the spectrum leaves out:
     whether training blows up. Its curvature ``s`` starts at ``sharpness_init`` and, like a
@@ -130,6 +145,7 @@ class AbstractSDEModel(AbstractLossModel):
     flattening_rate: Float[Array, ""]
     area_ceiling: Float[Array, ""]
     ceiling_exponent: Float[Array, ""]
+    peak_floor: Float[Array, ""]
     block: int = eqx.field(static=True)
     dynamics: str = eqx.field(static=True)
 
@@ -189,6 +205,8 @@ class AbstractSDEModel(AbstractLossModel):
                                       "curvatures flatten to area_ceiling / (LR area so far); 0 = off"),
             "ceiling_exponent": Parameter("ceiling_exponent", True,
                                           "the area ceiling falls as (LR area)^-ceiling_exponent"),
+            "peak_floor": Parameter("peak_floor", True,
+                                    "loss that no cooldown removes, per peak LR / reference_lr; 0 = off"),
         }
 
     def _contraction(self, x: Array, mu: Array) -> tuple[Array, Array]:
@@ -213,6 +231,10 @@ class AbstractSDEModel(AbstractLossModel):
         steps = jnp.where(on, area / self.reference_lr, 1.0)  # the area in steps at the reference LR
         cap = jnp.where(on, self.area_ceiling / (self.reference_lr * steps ** self.ceiling_exponent), jnp.inf)
         return jnp.minimum(self.spectrum.curvatures, cap)  # inf: off
+
+    def _floor(self, lr_max: Array) -> Array:
+        """``peak_floor * lr_max / reference_lr``: the loss a peak LR leaves for good."""
+        return self.peak_floor * lr_max / self.reference_lr
 
     def _sharpest_mode(self, sharpness, edge_loss, alpha, mu, n):
         """Flatten the sharpest direction toward the edge of ``alpha`` (at most ``flattening_rate``
@@ -265,8 +287,8 @@ class AbstractSDEModel(AbstractLossModel):
 
     def _loss(self, run: Run, steps) -> Float[Array, " n"]:
         def observe(state):
-            signal, noise, *_, edge_loss = state
-            return self.loss_inf + jnp.sum(signal) + jnp.sum(noise) + edge_loss
+            signal, noise, _, lr_max, *_, edge_loss = state
+            return self.loss_inf + jnp.sum(signal) + jnp.sum(noise) + edge_loss + self._floor(lr_max)
 
         return self._integrate(run, steps, self.block, observe)
 
@@ -295,7 +317,8 @@ class AbstractSDEModel(AbstractLossModel):
 
     def initial_guess(self, curves: Sequence) -> AbstractSDEModel:
         """Re-grid the spectrum at the curves' peak LR, take the reference LR and batch size
-        from the runs (the largest of each), and set the other scales from the data."""
+        from the runs (the largest of each), set the other scales from the data, and start the
+        mechanisms that are off at :data:`SWITCHED_OFF_STARTS`."""
         peak = max(float(np.max(np.asarray(c.run.lr))) for c in curves)
         batches = [float(c.run.batch_size) for c in curves if c.run.batch_size is not None]
         reference_batch = max(batches) if batches else self.reference_batch_size
@@ -315,11 +338,14 @@ class AbstractSDEModel(AbstractLossModel):
                 reference_lr=peak,
                 num_modes=spectrum.curvatures.shape[0],
             )
-        return eqx.tree_at(
+        guess = eqx.tree_at(
             lambda m: (m.spectrum, m.loss_inf, m.reference_lr, m.reference_batch_size),
             self,
             (spectrum, *map(_scalar, (loss_inf, peak, reference_batch))),
         )
+        # A mechanism switched off (0) starts from a positive value, which a fit uses only where it
+        # is freed: fitted in log space, it could not leave 0 (fit keeps non-free ones as given).
+        return guess.replace(**{name: start for name, start in SWITCHED_OFF_STARTS.items() if float(self.get(name)) == 0})
 
 
 def _scalar(value: ArrayLike) -> Array:
@@ -366,6 +392,7 @@ class SGDModel(AbstractSDEModel):
         flattening_rate: ArrayLike = 0.0,
         area_ceiling: ArrayLike = 0.0,
         ceiling_exponent: ArrayLike = 1.0,
+        peak_floor: ArrayLike = 0.0,
         block: int = DEFAULT_BLOCK,
         dynamics: str = "discrete",
     ):
@@ -380,6 +407,7 @@ class SGDModel(AbstractSDEModel):
         self.flattening_rate = _scalar(flattening_rate)
         self.area_ceiling = _scalar(area_ceiling)
         self.ceiling_exponent = _scalar(ceiling_exponent)
+        self.peak_floor = _scalar(peak_floor)
         self.block = int(block)
         self.dynamics = dynamics
 
@@ -439,6 +467,7 @@ class AdamModel(AbstractSDEModel):
         flattening_rate: ArrayLike = 0.0,
         area_ceiling: ArrayLike = 0.0,
         ceiling_exponent: ArrayLike = 1.0,
+        peak_floor: ArrayLike = 0.0,
         block: int = DEFAULT_BLOCK,
         dynamics: str = "discrete",
     ):
@@ -455,6 +484,7 @@ class AdamModel(AbstractSDEModel):
         self.flattening_rate = _scalar(flattening_rate)
         self.area_ceiling = _scalar(area_ceiling)
         self.ceiling_exponent = _scalar(ceiling_exponent)
+        self.peak_floor = _scalar(peak_floor)
         self.block = int(block)
         self.dynamics = dynamics
 

@@ -95,4 +95,7 @@ def sample_paths(
         )
         return model.loss_inf + 0.5 * jnp.sum(h * solution.ys**2, axis=-1)
 
-    return np.asarray(jax.jit(jax.vmap(one_path))(jax.random.split(key, num_paths)))
+    # The peak-LR floor after each recorded step: lr_max is the largest LR of the updates so far.
+    lr_max = np.concatenate([[0.0], np.maximum.accumulate(np.asarray(run.lr))])[np.floor(steps).astype(int)]
+    floor = np.asarray(model._floor(jnp.asarray(lr_max)))
+    return np.asarray(jax.jit(jax.vmap(one_path))(jax.random.split(key, num_paths))) + floor
