@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
@@ -146,30 +146,67 @@ def _solve_bound(starts: int, max_steps: int) -> int:
     return _chunks(starts) * (max_steps + 1)
 
 
+class _StepCap(optx.AbstractLeastSquaresSolver):
+    """``solver``, stopped after ``options["step_cap"]`` steps: a traced number, unlike
+    ``least_squares``' static ``max_steps``, so one compiled solve serves the screening and the
+    refinement (compiling one of them takes several seconds). Stopping there is reported as
+    ``nonlinear_max_steps_reached``, as ``max_steps`` is."""
+
+    solver: optx.AbstractLeastSquaresSolver
+    rtol: float
+    atol: float
+    norm: Callable
+
+    def __init__(self, solver: optx.AbstractLeastSquaresSolver):
+        self.solver, self.rtol, self.atol, self.norm = solver, solver.rtol, solver.atol, solver.norm
+
+    def init(self, fn, y, args, options, f_struct, aux_struct, tags):
+        return self.solver.init(fn, y, args, options, f_struct, aux_struct, tags), jnp.array(0)
+
+    def step(self, fn, y, args, options, state, tags):
+        inner, steps = state
+        y, inner, aux = self.solver.step(fn, y, args, options, inner, tags)
+        return y, (inner, steps + 1), aux
+
+    def terminate(self, fn, y, args, options, state, tags):
+        inner, steps = state
+        done, result = self.solver.terminate(fn, y, args, options, inner, tags)
+        capped = steps >= options["step_cap"]
+        return done | capped, optx.RESULTS.where(done | ~capped, result, optx.RESULTS.nonlinear_max_steps_reached)
+
+    def postprocess(self, fn, y, aux, args, options, state, tags, result):
+        return self.solver.postprocess(fn, y, aux, args, options, state[0], tags, result)
+
+
 @eqx.filter_jit
-def _solve(problem: FitProblem, thetas, max_steps: int):
-    """Levenberg-Marquardt from every start, ``REFINED`` starts at a time (vmapped within a chunk,
-    one after another across chunks: the Jacobian of a large problem times every start at once
-    can exceed memory, as 7 free parameters x 8 starts x 60 curves of 25k steps did at 25 GB)."""
-    solver = optx.LevenbergMarquardt(rtol=1e-6, atol=1e-9)
+def _solve_batch(problem: FitProblem, thetas, step_cap):
+    """Levenberg-Marquardt from each of ``thetas`` (vmapped), at most ``step_cap`` steps each."""
+    solver = _StepCap(optx.LevenbergMarquardt(rtol=1e-6, atol=1e-9))
 
     def residuals(theta, p):
         jax.debug.callback(count_step)  # one call per solver step (and one to start): progress
         return _huber_as_least_squares(p.residuals(theta), p.huber_delta)
 
     def one(theta0):
-        solution = optx.least_squares(
-            residuals, solver, theta0, args=problem, max_steps=max_steps, throw=False,
-        )
+        solution = optx.least_squares(residuals, solver, theta0, args=problem, options={"step_cap": step_cap},
+                                      max_steps=None, throw=False)
         theta = solution.value
         return (theta, problem.objective(theta), solution.result == optx.RESULTS.successful,
                 solution.stats["num_steps"])
 
+    return jax.vmap(one)(thetas)
+
+
+def _solve(problem: FitProblem, thetas, max_steps: int):
+    """Levenberg-Marquardt from every start, ``REFINED`` starts at a time (vmapped within a batch,
+    one batch after another: the Jacobian of a large problem times every start at once can
+    exceed memory, as 7 free parameters x 8 starts x 60 curves of 25k steps did at 25 GB)."""
     count = thetas.shape[0]
     chunks = _chunks(count)
     padded = jnp.concatenate([thetas, jnp.repeat(thetas[-1:], chunks * REFINED - count, axis=0)])
-    outputs = jax.lax.map(jax.vmap(one), padded.reshape(chunks, REFINED, -1))
-    return jax.tree.map(lambda x: x.reshape(chunks * REFINED, *x.shape[2:])[:count], outputs)
+    cap = jnp.asarray(max_steps)
+    outputs = [_solve_batch(problem, batch, cap) for batch in padded.reshape(chunks, REFINED, -1)]
+    return jax.tree.map(lambda *parts: jnp.concatenate(parts)[:count], *outputs)
 
 
 @eqx.filter_jit
@@ -454,9 +491,9 @@ def fit(
     Levenberg-Marquardt (optimistix) on the equivalent least-squares problem, in float64, from
     ``num_starts`` starting points: the model's :meth:`~AbstractLossModel.initial_guess` and
     random perturbations of it (``spread`` in the fit's coordinates). All starts take a few
-    solver steps together in one vmapped batch; the best two then go on together to
-    convergence. The objective (:class:`FitProblem`) and both solves are compiled once per
-    problem shape and reused by later fits of the same shape.
+    solver steps (two at a time, vmapped); the best two then go on together to convergence.
+    The objective (:class:`FitProblem`) and one solve, whose step budget is traced, are
+    compiled once per problem shape and serve both phases and later fits of the same shape.
 
     Args:
         model: any optlaws loss model. Parameters not in ``free`` keep its values; the initial

@@ -66,6 +66,25 @@ def test_mechanisms_that_are_off_start_positive_only_where_freed():
     assert result.values["area_ceiling"] == 0.0 and result.values["peak_floor"] > 0
 
 
+def test_screening_and_refining_share_one_compiled_solve(monkeypatch):
+    """The step budget is traced, not static: the starts' 30 screening steps and the best two's
+    refinement (and a later fit of the same shape with another ``max_steps``) are traced once."""
+    from optlaws import _fit
+
+    traces = []
+    original = _fit._huber_as_least_squares
+    monkeypatch.setattr(_fit, "_huber_as_least_squares", lambda *a: traces.append(1) or original(*a))
+    truth = optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE)
+    curves = synthetic_curves(truth, names=("constant", "wsd"))[:1]  # a shape no other test uses
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optlaws.FitWarning)  # one curve, few steps: not converged
+        optlaws.fit(optlaws.AdamModel(), curves, num_starts=4, max_steps=40, progress=False)
+        traced = len(traces)
+        assert traced > 0
+        result = optlaws.fit(optlaws.AdamModel(), curves, num_starts=4, max_steps=3, seed=1, progress=False)
+    assert len(traces) == traced and result.iterations <= 3 and not result.best_converged
+
+
 def test_a_piped_fit_reports_its_solver_steps_and_the_time_left(monkeypatch, capsys):
     monkeypatch.setattr(_progress, "HEARTBEAT_SECONDS", 0.01)
     truth = optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE)
