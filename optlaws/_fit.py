@@ -153,12 +153,19 @@ class _StepCap(optx.AbstractLeastSquaresSolver):
     ``nonlinear_max_steps_reached``, as ``max_steps`` is."""
 
     solver: optx.AbstractLeastSquaresSolver
-    rtol: float
-    atol: float
-    norm: Callable
 
-    def __init__(self, solver: optx.AbstractLeastSquaresSolver):
-        self.solver, self.rtol, self.atol, self.norm = solver, solver.rtol, solver.atol, solver.norm
+    # The tolerances and norm optimistix asks every solver for: the wrapped solver's.
+    @property
+    def rtol(self) -> float:
+        return self.solver.rtol
+
+    @property
+    def atol(self) -> float:
+        return self.solver.atol
+
+    @property
+    def norm(self) -> Callable:
+        return self.solver.norm
 
     def init(self, fn, y, args, options, f_struct, aux_struct, tags):
         return self.solver.init(fn, y, args, options, f_struct, aux_struct, tags), jnp.array(0)

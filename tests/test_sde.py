@@ -246,6 +246,14 @@ def sweep_model(area_ceiling, ceiling_exponent=1.0, landscape=SWEEP_LANDSCAPE):
                              area_ceiling=area_ceiling, ceiling_exponent=ceiling_exponent).replace(**landscape)
 
 
+def sweep_optima(model):
+    """The model's optimal peak LR of WSD-20% (the sweep's family and settings) at 15k, 25k and
+    50k steps, on a log grid from 2e-4 to 2e-2."""
+    return [o.lr_opt for o in optlaws.model_optima(model, "wsd:warmup=300,decay_frac=0.2,shape=linear,final=0",
+                                                   [15000, 25000, 50000], lrs=np.geomspace(2e-4, 2e-2, 31),
+                                                   batch_size=100.0, weight_decay=0.1, momentum=0.9)]
+
+
 def test_area_ceiling_binds_only_past_its_area():
     """Curvatures capped at c / (LR area so far): nothing changes while the area is below
     ``c / h_max``; past it the cooldown drains less than without the ceiling."""
@@ -272,20 +280,13 @@ def test_area_ceiling_makes_the_optimal_lr_fall_with_the_horizon():
     measured 1.22e-3 at 15k, 1.07e-3 at 25k); with the exponent fitted (1.46) it is within 15% of
     the measured one at both horizons. Without the ceiling the same landscape puts it several
     times too high."""
-    family = "wsd:warmup=300,decay_frac=0.2,shape=linear,final=0"
-    settings = dict(batch_size=100.0, weight_decay=0.1, momentum=0.9)
-    lrs = np.geomspace(2e-4, 2e-2, 31)
-
-    def optima(model):
-        return [o.lr_opt for o in optlaws.model_optima(model, family, [15000, 25000, 50000], lrs=lrs, **settings)]
-
-    area = optima(sweep_model(35.7))
-    fitted = optima(sweep_model(3056.0, 1.4572, SWEEP_LANDSCAPE_EXPONENT))
+    area = sweep_optima(sweep_model(35.7))
+    fitted = sweep_optima(sweep_model(3056.0, 1.4572, SWEEP_LANDSCAPE_EXPONENT))
     for lr_opt in (area, fitted):
         assert lr_opt[0] > lr_opt[1] > lr_opt[2]
     assert 0.8e-3 < area[0] < 2e-3  # the fit's own: 1.47e-3
     assert abs(fitted[0] / 1.22e-3 - 1) < 0.15 and abs(fitted[1] / 1.07e-3 - 1) < 0.15
-    assert optima(sweep_model(0.0))[0] > 4e-3
+    assert sweep_optima(sweep_model(0.0))[0] > 4e-3
 
 
 def test_peak_floor_is_a_loss_the_peak_lr_leaves_for_good():
@@ -310,15 +311,8 @@ def test_peak_floor_puts_the_optimal_lr_where_the_runs_do():
     peak-LR floor, the optimal peak LR of WSD-20% is within 10% of the measured one at 15k and
     25k steps (1.22e-3, 1.07e-3; the fit's own 1.24e-3, 1.15e-3) and falls with the horizon;
     the same landscape without the floor puts it 1.6x too high."""
-    family = "wsd:warmup=300,decay_frac=0.2,shape=linear,final=0"
-    settings = dict(batch_size=100.0, weight_decay=0.1, momentum=0.9)
-    lrs = np.geomspace(2e-4, 2e-2, 31)
     model = sweep_model(32.2754, 1.0, SWEEP_LANDSCAPE_FLOOR)
-
-    def optima(model):
-        return [o.lr_opt for o in optlaws.model_optima(model, family, [15000, 25000, 50000], lrs=lrs, **settings)]
-
-    floor = optima(model)
+    floor = sweep_optima(model)
     assert floor[0] > floor[1] > floor[2]
     assert abs(floor[0] / 1.22e-3 - 1) < 0.1 and abs(floor[1] / 1.07e-3 - 1) < 0.1
-    assert optima(model.replace(peak_floor=0.0))[0] > 1.6 * 1.22e-3
+    assert sweep_optima(model.replace(peak_floor=0.0))[0] > 1.6 * 1.22e-3
