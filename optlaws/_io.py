@@ -8,7 +8,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -296,7 +296,7 @@ def _curve_from_table(path: Path, table: dict, schedule, warmup: int | None, nam
     the settings the log itself records and what ``metadata["config"]`` keeps of them."""
     steps = table["step"][0]
     if config is None:
-        config = _settings_beside(path) if file else ({}, None)
+        config = _settings_beside(path, given=_given(settings)) if file else ({}, None)
     beside, config = config
     recorded = dict(beside)
     for setting in SETTING_COLUMNS:
@@ -337,14 +337,15 @@ CONFIG_FILES = ("{stem}.config.json", "{stem}.config.yaml", "{stem}.config.yml",
                 "config.yml", "hparams.yaml", ".hydra/config.yaml")
 
 
-def _settings_beside(path: Path) -> tuple[dict[str, float], Path | None]:
+def _settings_beside(path: Path, *, given: Collection[str] = ()) -> tuple[dict[str, float], Path | None]:
     """Run settings from a JSON or YAML config beside a log (:data:`CONFIG_FILES`; W&B's
-    ``{"key": {"value": ...}}`` entries unwrapped), and the config's path."""
+    ``{"key": {"value": ...}}`` entries unwrapped; ``given`` settings not looked up), and the
+    config's path."""
     folder = path if path.is_dir() else path.parent
     for pattern in CONFIG_FILES:
         config = folder / pattern.format(stem=path.stem)
         if config.is_file():
-            return settings_from_config(_unwrapped(_read_config(config, path))), config
+            return settings_from_config(_unwrapped(_read_config(config, path)), given=given), config
     return {}, None
 
 
@@ -400,7 +401,7 @@ def read_wandb(
     table = _table(file, *_record_cells(rows), *CURVE_COLUMNS, {"step": step_col, "loss": loss_col, "lr": lr_col})
     config = _unwrapped(config)
     return _curve_from_table(file, table, schedule, warmup, name or (path.resolve().name if path.is_dir() else file.stem),
-                             settings, config=(settings_from_config(config), config))
+                             settings, config=(settings_from_config(config, given=_given(settings)), config))
 
 
 def _is_wandb_run(path: Path) -> bool:
@@ -521,7 +522,7 @@ def _config_setting(config: dict, setting: str) -> float | None:
     return next(iter(found.values()), None)
 
 
-def settings_from_config(config: dict) -> dict[str, float]:
+def settings_from_config(config: dict, *, given: Collection[str] = ()) -> dict[str, float]:
     """Run settings recorded in a tracker config (llm-baselines, nanoGPT, PyTorch Lightning,
     Hydra and Hugging Face keys; nested sections are searched, :data:`CONFIG_KEYS`).
 
@@ -530,10 +531,13 @@ def settings_from_config(config: dict) -> dict[str, float]:
     ``weight_decay``; ``momentum`` is ``beta1`` (Adam), ``momentum`` (SGD) or the first of
     ``betas``. A key found at the top level is used; otherwise a nested one (``optimizer.betas``),
     unless nested keys of that name disagree (``data.batch_size`` and ``eval.batch_size``), which
-    a warning reports and which leaves the setting unrecorded.
+    a warning reports and which leaves the setting unrecorded. Settings named in ``given`` (the
+    caller has them) are not looked up, so their keys are never reported.
     """
     found = {}
     for setting in ("batch_size", "weight_decay", "momentum"):
+        if setting in given:
+            continue
         if (value := _config_setting(config, setting)) is not None:
             found[setting] = value
     if "batch_size" in found:
@@ -661,7 +665,8 @@ def read_json(
     if notes:
         warnings.warn(f"{path.name}: " + "; ".join(notes) + ".", stacklevel=2)
     metadata = {"source": str(path), "config": config, "series": series, "notes": notes}
-    run = _run(path, schedule, {**settings_from_config(config), **_given(settings)})
+    given = _given(settings)
+    run = _run(path, schedule, {**settings_from_config(config, given=given), **given})
     return LossCurve(steps, loss, run, name=name, metadata=metadata)
 
 

@@ -201,12 +201,17 @@ def _cmd_transfer(args) -> int:
         optima = model_optima(fitted.model, args.family, horizons, uncertainty=fitted.uncertainty,
                               lrs=_parse_lr_grid(args.lrs) if args.lrs else None, level=args.level, seed=args.seed,
                               **{**fitted.run_settings, **_given_settings(args)})
+        banded = fitted.uncertainty is not None
+        if not banded:
+            print(f"{args.source}: no parameter uncertainty stored (a model saved by save_model), so LR* has no "
+                  "interval; `optlaws fit` writes a file with one.", file=sys.stderr)
         if args.json:
-            print(json.dumps(strict_json([o.as_dict() for o in optima]), indent=1, allow_nan=False))
+            rows = [o.as_dict() if banded else {**o.as_dict(), "lr_low": None, "lr_high": None} for o in optima]
+            print(json.dumps(strict_json(rows), indent=1, allow_nan=False))
             return 0
         print(text_table(["horizon", "LR*", f"{args.level:.0%} interval", "final loss"],
-                         [[f"{o.horizon}", f"{o.lr_opt:.3g}", f"{o.lr_low:.3g} - {o.lr_high:.3g}", f"{o.final_loss:.5f}"]
-                          for o in optima], numeric=[True] * 4))
+                         [[f"{o.horizon}", f"{o.lr_opt:.3g}", f"{o.lr_low:.3g} - {o.lr_high:.3g}" if banded else "none",
+                           f"{o.final_loss:.5f}"] for o in optima], numeric=[True] * 4))
         if len(optima) > 1:
             print(f"LR* ~ D^-beta with beta = {fit_lr_transfer(optima).beta:.3f}")
         return 0
@@ -441,8 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "export), .jsonl, .json tracker export, a W&B run folder, or TensorBoard event files / run folders")
     p.add_argument("--model", default="sde-adam", choices=sorted(MODELS), help="model to fit")
     p.add_argument("--out", required=True, help="where to write the fitted model (JSON; - for stdout)")
-    p.add_argument("--free", help="comma-separated parameters to fit (default: the model's; an unknown name lists "
-                   "them all)")
+    p.add_argument("--free", help="comma-separated parameters to fit (default: the model's, and for an SDE model "
+                   "fitted to runs at several peak LRs its peak-LR sweep set; an unknown name lists them all)")
     p.add_argument("--starts", type=_positive, default=8, help="number of starting points")
     seed_option(p, "of the starting points")
     p.add_argument("--discrepancy", type=float, metavar="SIGMA",

@@ -258,6 +258,10 @@ def test_settings_from_yaml_configs_of_lightning_hydra_and_wandb(tmp_path):
     with pytest.warns(UserWarning, match=r"several values of batch_size \(data.batch_size=32, eval.batch_size=8\)"):
         ambiguous = optlaws.read_curve(log, warmup=10)
     assert ambiguous.run.batch_size is None and float(ambiguous.run.weight_decay) == 0.05
+    with warnings.catch_warnings():  # given by the caller: the config's keys are not consulted
+        warnings.simplefilter("error")
+        given = optlaws.read_curve(log, warmup=10, batch_size=64)
+    assert float(given.run.batch_size) == 64.0 and float(given.run.weight_decay) == 0.05
     # A top-level key wins over nested ones; W&B's config.yaml form ({desc, value}) is unwrapped.
     (run / "config.yaml").write_text(yaml.safe_dump({"_wandb": {"desc": None, "value": {"cli_version": "0.16.0"}},
                                                      "batch_size": {"desc": None, "value": 256},

@@ -132,6 +132,10 @@ def test_transfer_on_the_command_line(tmp_path, capsys):
     optlaws.save_model(fitted, model)
     assert main(["transfer", str(fitted), "--family", "wsd:warmup=100,decay_frac=0.2,shape=linear,final=0",
                  "--horizons", "2000,8000", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
     assert [set(r) for r in rows] == [{"horizon", "lr_opt", "lr_low", "lr_high", "final_loss"}] * 2
     assert [r["horizon"] for r in rows] == [2000, 8000] and rows[1]["final_loss"] < rows[0]["final_loss"]
+    # a model saved without its fit's uncertainty: no interval, rather than a zero-width one
+    assert all(r["lr_low"] is None and r["lr_high"] is None for r in rows)
+    assert "no parameter uncertainty" in captured.err
