@@ -429,7 +429,7 @@ def _check_inputs(model, curves, free):
         if not isinstance(c, LossCurve):
             raise TypeError(f"`curves` must hold LossCurve objects, got {type(c).__name__}.")
     parameters = model.parameters()
-    free = tuple(model.default_free if free is None else free)
+    free = tuple(model.free_for(curves) if free is None else free)
     unknown = [name for name in free if name not in parameters]
     if unknown:
         raise ValueError(
@@ -506,7 +506,8 @@ def fit(
         model: any optlaws loss model. Parameters not in ``free`` keep its values; the initial
             guess fills only the free ones (and the reference LR, batch size and curvature grid).
         curves: one or more :class:`LossCurve`; each carries its :class:`~optlaws.Run`.
-        free: parameters to fit (default ``model.default_free``).
+        free: parameters to fit (default ``model.free_for(curves)``: ``model.default_free``,
+            and for an SDE model's curves at several peak LRs its ``sweep_free``).
         huber_delta: Huber threshold on log-residuals (``1e-3``: 0.1% relative error).
         num_starts: number of starting points.
         spread: standard deviation of the start perturbations in the fit's coordinates.

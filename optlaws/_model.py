@@ -51,10 +51,16 @@ class AbstractLossModel(eqx.Module):
     - ``_loss(run, steps)``: expected loss after ``steps`` updates of ``run`` (``steps`` is
       static: a NumPy array or list). Differentiable in the model and in the run.
     - ``parameters()``: the fittable scalars by name.
-    - ``default_free``: the names ``optlaws.fit`` fits unless told otherwise.
+    - ``default_free``: the names ``optlaws.fit`` fits unless told otherwise (a model may
+      choose by the curves: :meth:`free_for`).
     """
 
     default_free: ClassVar[tuple[str, ...]] = ()
+
+    def free_for(self, curves: Sequence) -> tuple[str, ...]:
+        """The parameters :func:`optlaws.fit` fits to ``curves`` unless told otherwise:
+        ``default_free``."""
+        return self.default_free
 
     def loss(self, run: Run | Schedule | Float[ArrayLike, " T"], steps) -> Float[Array, " n"]:
         """Expected loss after each of ``steps`` updates of ``run``.

@@ -203,7 +203,8 @@ def test_leave_one_curve_out_discrepancy_matches_refits():
                  "wsd": optlaws.wsd(3e-4, 24000, warmup=2160, decay_frac=0.2),
                  "cosine-high": optlaws.cosine(6e-4, 24000, final=0.0, warmup=2160)}
     curves = noisy_curves(truth, schedules, seed=5)
-    result = optlaws.fit(optlaws.AdamModel(), curves, num_starts=2, progress=False)
+    result = optlaws.fit(optlaws.AdamModel(), curves, free=optlaws.AdamModel.default_free, num_starts=2,
+                         progress=False)
     assert result.discrepancy_source == "leave-one-curve-out"
     problem = result.problem
     with optlaws.float64():

@@ -316,3 +316,24 @@ def test_peak_floor_puts_the_optimal_lr_where_the_runs_do():
     assert floor[0] > floor[1] > floor[2]
     assert abs(floor[0] / 1.22e-3 - 1) < 0.1 and abs(floor[1] / 1.07e-3 - 1) < 0.1
     assert sweep_optima(model.replace(peak_floor=0.0))[0] > 1.6 * 1.22e-3
+
+
+def test_curves_at_several_peak_lrs_free_the_sweep_set():
+    """Left to choose, ``fit`` frees the structural parameters, the area ceiling and the
+    peak-LR floor for curves at peak LRs more than 1.5x apart, and only ``default_free`` for
+    curves at one peak LR (where the floor is a constant and ``loss_inf`` holds it)."""
+    model = optlaws.AdamModel(reference_lr=2e-3).replace(loss_inf=2.6, signal_amplitude=0.75, noise_amplitude=300.0)
+
+    def curves(*peaks):
+        steps = np.arange(100, 2001, 100)
+        return [optlaws.LossCurve(steps, np.asarray(model.loss(schedule, steps)), optlaws.Run(schedule))
+                for schedule in (optlaws.wsd(peak, 2000, warmup=100, decay_frac=0.2) for peak in peaks)]
+
+    assert optlaws.AdamModel().free_for(curves(1e-3, 1.2e-3)) == optlaws.AdamModel.default_free
+    assert optlaws.SGDModel().free_for(curves(5e-4, 2e-3)) == optlaws.SGDModel.sweep_free
+    assert {"area_ceiling", "peak_floor", "norm_init"} <= set(optlaws.AdamModel.sweep_free)
+    with pytest.warns(optlaws.FitWarning):  # two solver steps: not converged, far from the data
+        chosen = optlaws.fit(optlaws.AdamModel(), curves(5e-4, 2e-3), num_starts=1, max_steps=2, progress=False)
+        given = optlaws.fit(optlaws.AdamModel(), curves(5e-4, 2e-3), free=("loss_inf",), num_starts=1, max_steps=2,
+                            progress=False)
+    assert chosen.free == optlaws.AdamModel.sweep_free and given.free == ("loss_inf",)

@@ -39,6 +39,8 @@ EDGE_MARGIN = 0.9
 # Where a fit starts the mechanisms that are off by default (0) when they are freed (fitted on the
 # 124M sweep: area ceiling 32-70, peak-LR floor 0.027-0.030).
 SWITCHED_OFF_STARTS = {"area_ceiling": 10.0, "peak_floor": 0.01}
+# Curves whose peak LRs differ by more than this factor are a peak-LR sweep (see ``sweep_free``).
+SWEEP_PEAK_RATIO = 1.5
 
 
 class AbstractSDEModel(AbstractLossModel):
@@ -109,7 +111,8 @@ class AbstractSDEModel(AbstractLossModel):
     from shorter ones within 0.3% and puts the optimal LR within 2% and 8% of the measured one at
     15k and 25k steps (docs/model.md, "Across peak learning rates"; ``tests/test_sde.py`` checks
     it on the fitted landscape). ``peak_floor = 0`` (the default) is off; freed in a fit, it
-    starts at 0.01.
+    starts at 0.01. Curves at several peak LRs free both mechanisms, with the structural
+    parameters, unless ``fit`` is told otherwise (:meth:`free_for`, ``sweep_free``).
 
     **Stability.** One more mode, the sharpest direction, carries what the spectrum leaves out:
     whether training blows up. Its curvature ``s`` starts at ``sharpness_init`` and, like a
@@ -155,6 +158,16 @@ class AbstractSDEModel(AbstractLossModel):
         "signal_exponent",
         "noise_amplitude",
     )
+    # One landscape for runs at several peak LRs: the structural parameters, the area ceiling and
+    # the peak-LR floor too (on the 124M sweep, mean error per peak LR 0.10-0.18% against
+    # 0.67-2.1% with default_free; docs/model.md, "Across peak learning rates").
+    sweep_free: ClassVar[tuple[str, ...]] = default_free + (
+        "noise_exponent",
+        "norm_init",
+        "mobility_exponent",
+        "area_ceiling",
+        "peak_floor",
+    )
     norm_power: ClassVar[float]
     # The optimizer's usual values, for runs that do not record them.
     default_momentum: ClassVar[float]
@@ -179,6 +192,13 @@ class AbstractSDEModel(AbstractLossModel):
     @abc.abstractmethod
     def _batch_lr_factor(self, batch_size: Array) -> Array:
         """Factor on the learning rate from running at ``batch_size`` instead of the reference."""
+
+    def free_for(self, curves: Sequence) -> tuple[str, ...]:
+        """``sweep_free`` when the curves' peak LRs differ by more than ``SWEEP_PEAK_RATIO``
+        (1.5x), else ``default_free``: within one peak LR the floor is a constant that
+        ``loss_inf`` already holds."""
+        peaks = [float(np.max(np.asarray(c.run.lr))) for c in curves]
+        return self.sweep_free if max(peaks) > SWEEP_PEAK_RATIO * min(peaks) else self.default_free
 
     def resolve(self, run: Run) -> Run:
         """``run`` with its unrecorded settings filled: the reference batch size, and the
