@@ -26,12 +26,12 @@ def best_of(fn, repeats=3):
     return min(times)
 
 
-def fit_times(curves):
+def fit_times(curves, free=None):
     """Seconds of a first fit (with compilation) and of a second fit of the same shape (cached)."""
     seconds = []
     for _ in range(2):
         started = time.perf_counter()
-        optlaws.fit(optlaws.AdamModel(), curves, progress=False)
+        optlaws.fit(optlaws.AdamModel(), curves, free=free, progress=False)
         seconds.append(time.perf_counter() - started)
     return seconds
 
@@ -75,15 +75,18 @@ def main():
     two = [optlaws.load_mpl("100M", n, root=root) for n in ("constant_24000", "cosine_24000")]
     mpl = fit_times(two)
     joint = schaipp_runs(root)
-    schaipp = fit_times(joint)
+    schaipp = fit_times(joint, free=optlaws.AdamModel.default_free)
+    sweep = fit_times(joint)  # fit's own choice for runs at several peak LRs: AdamModel.sweep_free
     lines = [
         f"Machine: {machine()}.\n",
         "Fit of `AdamModel` (8 starts, float64), first call with compilation / a second call of the same shape:\n",
         "| curves | points | first fit s | second fit s |",
         "|---|---|---|---|",
         f"| MPL 100M constant_24000 + cosine_24000 | {sum(map(len, two))} | {mpl[0]:.1f} | {mpl[1]:.1f} |",
-        f"| all 124M runs, every peak LR (one landscape) | {sum(map(len, joint))} ({len(joint)} curves) | "
-        f"{schaipp[0]:.1f} | {schaipp[1]:.1f} |",
+        f"| all 124M runs, every peak LR (one landscape), `default_free` ({len(optlaws.AdamModel.default_free)}) | "
+        f"{sum(map(len, joint))} ({len(joint)} curves) | {schaipp[0]:.1f} | {schaipp[1]:.1f} |",
+        f"| the same, `sweep_free` ({len(optlaws.AdamModel.sweep_free)}: fit's default for runs at several peak "
+        f"LRs) | {sum(map(len, joint))} ({len(joint)} curves) | {sweep[0]:.1f} | {sweep[1]:.1f} |",
         "",
         "| model | block | schedules in batch | seconds per batch | schedule-steps / s |",
         "|---|---|---|---|---|",

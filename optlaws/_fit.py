@@ -36,6 +36,11 @@ REFINED = 2
 UNDETERMINED_SPREAD = 1.0
 POOR_FIT_ERROR = 0.01
 COVARIANCES = ("curves", "newey-west", "laplace")
+# The models describe training after its fast initial drop, not the first steps (a tracker's
+# step-0 loss, the first few hundred steps): a fit whose worst errors, above EARLY_MISS, lie in
+# the first EARLY_FRACTION of a curve's steps says to start the curves later.
+EARLY_FRACTION = 0.1
+EARLY_MISS = 0.01
 # Model discrepancy (the error of the model itself on a run it was not fitted to) is estimated by
 # leaving each curve out; with fewer curves than this, the rest leaves the model undetermined (one
 # MPL curve fixes neither the noise floor nor the mobility: the estimate comes out at 4-110%).
@@ -329,6 +334,9 @@ class FitResult:
         ranges: the smallest and largest value of each run setting among the fitted curves:
             ``"peak_lr"``, ``"horizon"`` (the last observed step) and, for models that read it,
             ``"batch_size"``; a prediction far outside them warns that it extrapolates.
+        early_misses: per curve whose worst errors are at its start (above ``EARLY_MISS`` in
+            the first ``EARLY_FRACTION`` of its steps), the last step missed there and the
+            worst error: the curves should start later.
     """
 
     model: AbstractLossModel
@@ -350,6 +358,7 @@ class FitResult:
     discrepancy_source: str = "given"
     rising: tuple[str, ...] = ()
     ranges: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+    early_misses: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
 
     @property
     def uncertainty(self) -> ParameterUncertainty:
@@ -391,6 +400,12 @@ class FitResult:
             found.append(f"the fit is far from its own training data: mean relative error "
                          f"{self.mean_rel_error:.2%} (more than {POOR_FIT_ERROR:.0%}); the model may not suit "
                          "these curves")
+        if self.early_misses:
+            last = max(step for step, _ in self.early_misses.values())
+            worst = max(error for _, error in self.early_misses.values())
+            found.append(f"the model misses the start of {len(self.early_misses)} curve(s), by up to {worst:.1%} at "
+                         f"steps up to {last}: it describes training after the fast initial drop, not the first "
+                         "steps; fit the curves from a later step (LossCurve.since, CLI --from-step)")
         loose = [name for name, err in self.stderr.items()
                  if not err <= UNDETERMINED_SPREAD * max(abs(self.values[name]), np.finfo(float).tiny)]
         if loose:
@@ -452,6 +467,18 @@ def _ranges(runs: Run, curves: Sequence[LossCurve]) -> dict[str, tuple[float, fl
     if runs.batch_size is not None:
         values["batch_size"] = np.asarray(runs.batch_size)
     return {name: (float(np.min(v)), float(np.max(v))) for name, v in values.items()}
+
+
+def _early_miss(steps: np.ndarray, predicted: np.ndarray, observed: np.ndarray) -> tuple[int, float] | None:
+    """``(last step, worst relative error)`` of the points above ``EARLY_MISS`` in the first
+    ``EARLY_FRACTION`` of a curve's steps, when the curve's worst error is among them."""
+    rel = np.abs(np.asarray(predicted) / np.asarray(observed) - 1)
+    rel = np.where(np.isfinite(rel), rel, np.inf)
+    start = steps <= steps[0] + EARLY_FRACTION * (steps[-1] - steps[0])
+    missed = start & (rel > EARLY_MISS)
+    if not missed.any() or ((~start).any() and rel[start].max() < rel[~start].max()):
+        return None
+    return int(steps[missed].max()), float(rel[missed].max())
 
 
 def _rises(loss: np.ndarray) -> bool:
@@ -605,6 +632,8 @@ def fit(
         discrepancy_source=source,
         rising=tuple(c.name for c in curves if _rises(c.loss)),
         ranges=_ranges(problem.runs, curves),
+        early_misses={c.name: miss for i, c in enumerate(curves)
+                      if (miss := _early_miss(np.asarray(c.steps), predicted[curve_index == i], c.loss)) is not None},
     )
     for problem_text in result.problems():
         warnings.warn(f"{type(model).__name__} fit: {problem_text}.", FitWarning, stacklevel=2)

@@ -194,3 +194,20 @@ def test_a_fit_the_data_cannot_determine_says_so():
 
     ended_badly = dataclasses.replace(result, curves=(curve_metrics("five", np.array([3.0, np.inf]), np.ones(2)),))
     assert any(p.startswith("the fit failed") and "'five'" in p for p in ended_badly.problems())
+
+
+def test_a_fit_that_misses_the_start_of_its_curves_says_to_start_later():
+    """A tracker's first points (the loss at step 0, the fast initial drop) are not what the
+    models describe: when a fit's worst errors are there, it says so and names the last step
+    missed; a fit of the same curves from later on says nothing."""
+    truth = optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE)
+    curves = synthetic_curves(truth)
+    early = [optlaws.LossCurve(np.concatenate([[0, 600], c.steps]), np.concatenate([[10.9, 5.0], c.loss]), c.run,
+                               name=c.name) for c in curves]
+    with pytest.warns(optlaws.FitWarning, match=r"misses the start of 2 curve\(s\), by up to .* at steps up to \d+"):
+        result = optlaws.fit(optlaws.AdamModel(), early, progress=False)
+    assert set(result.early_misses) == {"constant", "cosine"}
+    # the fit bends toward the first points, so its misses reach past them (but not past 10%)
+    assert all(600 <= step <= 0.1 * 24000 and error > 0.05 for step, error in result.early_misses.values())
+    later = optlaws.fit(optlaws.AdamModel(), [c.since(1000) for c in early], progress=False)
+    assert later.early_misses == {} and not any("start" in p for p in later.problems())
