@@ -15,7 +15,7 @@ import optimistix as optx
 from jaxtyping import Array, Float, Int
 
 from ._curves import InvalidCurveError, LossCurve
-from ._metrics import CurveMetrics, curve_metrics, metrics_table
+from ._metrics import CurveMetrics, curve_metrics, metrics_table, relative_errors
 from ._model import AbstractLossModel, ParameterMap
 from ._precision import float64, in_float64
 from ._progress import count_step, solver_steps, status
@@ -472,8 +472,7 @@ def _ranges(runs: Run, curves: Sequence[LossCurve]) -> dict[str, tuple[float, fl
 def _early_miss(steps: np.ndarray, predicted: np.ndarray, observed: np.ndarray) -> tuple[int, float] | None:
     """``(last step, worst relative error)`` of the points above ``EARLY_MISS`` in the first
     ``EARLY_FRACTION`` of a curve's steps, when the curve's worst error is among them."""
-    rel = np.abs(np.asarray(predicted) / np.asarray(observed) - 1)
-    rel = np.where(np.isfinite(rel), rel, np.inf)
+    rel = relative_errors(predicted, observed)
     start = steps <= steps[0] + EARLY_FRACTION * (steps[-1] - steps[0])
     missed = start & (rel > EARLY_MISS)
     if not missed.any() or ((~start).any() and rel[start].max() < rel[~start].max()):

@@ -295,8 +295,9 @@ def _curve_from_table(path: Path, table: dict, schedule, warmup: int | None, nam
     the run settings), with the settings of a config beside the log ``file``, or ``config``:
     the settings the log itself records and what ``metadata["config"]`` keeps of them."""
     steps = table["step"][0]
+    given = _given(settings)
     if config is None:
-        config = _settings_beside(path, given=_given(settings)) if file else ({}, None)
+        config = _settings_beside(path, given=given) if file else ({}, None)
     beside, config = config
     recorded = dict(beside)
     for setting in SETTING_COLUMNS:
@@ -324,7 +325,7 @@ def _curve_from_table(path: Path, table: dict, schedule, warmup: int | None, nam
     loss, logged = table["loss"]
     if not logged.any():
         raise InvalidCurveError(f"{path}: the loss column is blank on every row.")
-    run = _run(path, schedule, {**recorded, **_given(settings)})
+    run = _run(path, schedule, {**recorded, **given})
     metadata = {"source": str(path), **({"config": config if isinstance(config, dict) else str(config)}
                                         if config else {})}
     return LossCurve(steps[logged], loss[logged], run, name=name, metadata=metadata)

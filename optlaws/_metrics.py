@@ -12,7 +12,7 @@ from ._model import AbstractLossModel
 from ._precision import float64, in_float64
 from ._tables import text_table
 
-__all__ = ["CurveMetrics", "evaluate", "curve_metrics", "metrics_table"]
+__all__ = ["CurveMetrics", "evaluate", "curve_metrics", "metrics_table", "relative_errors"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,12 +37,19 @@ class CurveMetrics:
         return dataclasses.asdict(self)
 
 
+def relative_errors(predicted: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """``|predicted - observed| / observed`` per point; a non-finite prediction counts as inf."""
+    predicted = np.asarray(predicted, dtype=float)
+    observed = np.asarray(observed, dtype=float)
+    rel = np.abs(predicted - observed) / observed
+    return np.where(np.isfinite(rel), rel, np.inf)
+
+
 def curve_metrics(name: str, predicted: np.ndarray, observed: np.ndarray) -> CurveMetrics:
     """Metrics of ``predicted`` against ``observed`` (same steps); non-finite predictions count as inf."""
     predicted = np.asarray(predicted, dtype=float)
     observed = np.asarray(observed, dtype=float)
-    rel = np.abs(predicted - observed) / observed
-    rel = np.where(np.isfinite(rel), rel, np.inf)
+    rel = relative_errors(predicted, observed)
     spread = np.sum((observed - observed.mean()) ** 2)
     r2 = 1.0 - np.sum((predicted - observed) ** 2) / spread if spread > 0 else float("nan")
     return CurveMetrics(

@@ -33,7 +33,8 @@ class Optimum:
     Attributes:
         horizon: total steps of the runs.
         lr_opt: the optimal peak LR.
-        lr_low, lr_high: its interval.
+        lr_low, lr_high: its interval (both ``lr_opt`` where no uncertainty was given: the
+            command line prints "none" then).
         final_loss: the (fitted or predicted) final loss at ``lr_opt``.
         log_sd: standard deviation of ``log lr_opt``.
     """

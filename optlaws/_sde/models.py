@@ -43,6 +43,11 @@ SWITCHED_OFF_STARTS = {"area_ceiling": 10.0, "peak_floor": 0.01}
 SWEEP_PEAK_RATIO = 1.5
 
 
+def _peak_lrs(curves: Sequence) -> list[float]:
+    """Each curve's peak learning rate."""
+    return [float(np.max(np.asarray(c.run.lr))) for c in curves]
+
+
 class AbstractSDEModel(AbstractLossModel):
     r"""Expected loss from the exact moment equations of a spectral noisy-quadratic SDE.
 
@@ -197,7 +202,7 @@ class AbstractSDEModel(AbstractLossModel):
         """``sweep_free`` when the curves' peak LRs differ by more than ``SWEEP_PEAK_RATIO``
         (1.5x), else ``default_free``: within one peak LR the floor is a constant that
         ``loss_inf`` already holds."""
-        peaks = [float(np.max(np.asarray(c.run.lr))) for c in curves]
+        peaks = _peak_lrs(curves)
         return self.sweep_free if max(peaks) > SWEEP_PEAK_RATIO * min(peaks) else self.default_free
 
     def resolve(self, run: Run) -> Run:
@@ -339,7 +344,7 @@ class AbstractSDEModel(AbstractLossModel):
         """Re-grid the spectrum at the curves' peak LR, take the reference LR and batch size
         from the runs (the largest of each), set the other scales from the data, and start the
         mechanisms that are off at :data:`SWITCHED_OFF_STARTS`."""
-        peak = max(float(np.max(np.asarray(c.run.lr))) for c in curves)
+        peak = max(_peak_lrs(curves))
         batches = [float(c.run.batch_size) for c in curves if c.run.batch_size is not None]
         reference_batch = max(batches) if batches else self.reference_batch_size
         low = min(float(np.min(c.loss)) for c in curves)
