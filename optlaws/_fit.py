@@ -38,9 +38,12 @@ POOR_FIT_ERROR = 0.01
 COVARIANCES = ("curves", "newey-west", "laplace")
 # The models describe training after its fast initial drop, not the first steps (a tracker's
 # step-0 loss, the first few hundred steps): a fit whose worst errors, above EARLY_MISS, lie in
-# the first EARLY_FRACTION of a curve's steps says to start the curves later.
+# the first EARLY_FRACTION of a curve's steps says to start the curves later. The errors are
+# judged after a running median over EARLY_WINDOW points, so that a systematic miss counts and a
+# noisy point does not.
 EARLY_FRACTION = 0.1
 EARLY_MISS = 0.01
+EARLY_WINDOW = 5
 # Model discrepancy (the error of the model itself on a run it was not fitted to) is estimated by
 # leaving each curve out; with fewer curves than this, the rest leaves the model undetermined (one
 # MPL curve fixes neither the noise floor nor the mobility: the estimate comes out at 4-110%).
@@ -470,14 +473,22 @@ def _ranges(runs: Run, curves: Sequence[LossCurve]) -> dict[str, tuple[float, fl
 
 
 def _early_miss(steps: np.ndarray, predicted: np.ndarray, observed: np.ndarray) -> tuple[int, float] | None:
-    """``(last step, worst relative error)`` of the points above ``EARLY_MISS`` in the first
-    ``EARLY_FRACTION`` of a curve's steps, when the curve's worst error is among them."""
-    rel = relative_errors(predicted, observed)
+    """``(last step, worst relative error)`` of the points missed by more than ``EARLY_MISS`` in
+    the first ``EARLY_FRACTION`` of a curve's steps, when the curve's worst miss is among them.
+
+    A point is missed when the running median of the signed relative errors over
+    ``EARLY_WINDOW`` points around it (mirrored at the ends) exceeds ``EARLY_MISS``.
+    """
+    signed = (np.asarray(predicted, dtype=float) - observed) / np.abs(observed)
+    signed = np.where(np.isfinite(signed), signed, np.inf)
+    half = min(EARLY_WINDOW // 2, len(signed) - 1)
+    padded = np.pad(signed, half, mode="reflect")
+    systematic = np.abs(np.median(np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1), axis=-1))
     start = steps <= steps[0] + EARLY_FRACTION * (steps[-1] - steps[0])
-    missed = start & (rel > EARLY_MISS)
-    if not missed.any() or ((~start).any() and rel[start].max() < rel[~start].max()):
+    missed = start & (systematic > EARLY_MISS)
+    if not missed.any() or ((~start).any() and systematic[start].max() < systematic[~start].max()):
         return None
-    return int(steps[missed].max()), float(rel[missed].max())
+    return int(steps[missed].max()), float(relative_errors(predicted, observed)[start].max())
 
 
 def _rises(loss: np.ndarray) -> bool:

@@ -26,6 +26,7 @@ def test_builtin_example_predicts_held_out_schedules(tmp_path, capsys):
                   "training the 3 held-out"):
         assert f"{phase}" in log and log.count("done in") >= 4, log
     assert all(m.mean_rel_error < 0.01 for m in result.metrics), result.table()
+    assert not result.fit.problems(), result.fit.problems()  # the README's first command runs clean
     # WSD and 8-1-1 end within seed noise of each other; inverse-sqrt is clearly worse.
     predicted = [p.name for p in sorted(result.predictions, key=lambda p: p.final_loss)]
     true = [t.name for t in sorted(result.truth, key=lambda t: t.final_loss)]
