@@ -214,3 +214,7 @@ def test_a_fit_that_misses_the_start_of_its_curves_says_to_start_later():
     # one noisy point at the start, however far off, is noise and not a miss of the start
     noisy = [dataclasses.replace(c, loss=np.where(np.arange(len(c.steps)) == 1, 1.05, 1.0) * c.loss) for c in curves]
     assert optlaws.fit(optlaws.AdamModel(), noisy, progress=False).early_misses == {}
+    # nor is a miss at the first points of a run resumed late: the fast drop is at the start of training
+    resumed = [c.since(12000) for c in curves]
+    resumed[0] = dataclasses.replace(resumed[0], loss=np.where(np.arange(len(resumed[0])) < 8, 1.03, 1.0) * resumed[0].loss)
+    assert optlaws.fit(optlaws.AdamModel(), curves + resumed, progress=False).early_misses == {}

@@ -156,6 +156,31 @@ def test_fit_reuses_its_objective():
         assert float(result.problem.objective(shifted)) > 1e-4
 
 
+def test_the_solver_linearises_the_residuals_by_their_jacobian():
+    """Levenberg-Marquardt sees the residuals through a rule that takes their Jacobian in one
+    forward-mode pass; linearised (and vmapped over starts, as the fit runs them) it must give
+    the residuals and Jacobian of plain autodiff."""
+    from optlaws._fit import FitProblem, _huber_residuals, _solver_residuals
+
+    truth = truth_model()
+    curves = synthetic(truth, {"cosine": optlaws.cosine(3e-4, 24000, final=3e-5, warmup=2160)})
+    with optlaws.float64():
+        problem = FitProblem.build(in_float64(truth), optlaws.AdamModel.default_free, curves,
+                                   huber_delta=1e-4)  # small: some residuals in Huber's linear tail
+        center = problem.parameters.to_theta(problem.base)
+        thetas = jnp.stack([center, center + 0.3])
+
+        def linearised(theta):
+            residuals, linear = jax.linearize(lambda t: _solver_residuals(t, problem=problem), theta)
+            return residuals, jax.vmap(linear)(jnp.eye(theta.size, dtype=theta.dtype)).T
+
+        residuals, jacobian = jax.vmap(linearised)(thetas)
+        for theta, r, j in zip(thetas, residuals, jacobian):
+            np.testing.assert_allclose(r, _huber_residuals(theta, problem), rtol=1e-12)
+            np.testing.assert_allclose(j, jax.jacrev(_huber_residuals)(theta, problem), rtol=1e-8, atol=1e-12)
+        assert np.abs(residuals[1]).max() > 1e-4
+
+
 def noisy_curves(truth, schedules, seed, scale=2e-3):
     """Curves of ``truth`` with correlated (smoothed) relative noise of about ``scale``."""
     rng = np.random.default_rng(seed)
