@@ -10,7 +10,8 @@ real best is the predicted best / among the predicted two best), the mean absolu
 error of the predicted losses, and the real best's ``p_best``. The last three rows do the same
 over every peak LR at once (one landscape: the structural parameters free as well, then the area
 ceiling with its exponent too, then the area ceiling and the peak-LR floor; see "transfer"),
-ranking all 25k runs of all four LRs.
+ranking all 25k runs of all four LRs, and then each LR's 25k runs among themselves (rows "LR of
+..."; their time is the ranking's alone).
 
     python benchmarks/ranking.py [--no-write]        (about 15 minutes on 2 cores)
 """
@@ -93,11 +94,19 @@ def trunk_lrs(curves) -> set:
     return {float(np.max(np.asarray(c.run.lr))) for c in curves if c.run.total_steps == 50000}
 
 
-def evaluate(train, held, free) -> dict:
-    started = time.perf_counter()
+def fitted(train, free) -> optlaws.FitResult:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optlaws.FitWarning)
-        result = optlaws.fit(optlaws.AdamModel(), train, free=free, progress=False)
+        return optlaws.fit(optlaws.AdamModel(), train, free=free, progress=False)
+
+
+def evaluate(train, held, free) -> dict:
+    started = time.perf_counter()
+    return ranked(fitted(train, free), train, held, started)
+
+
+def ranked(result, train, held, started) -> dict:
+    """The ranking row of ``held`` by ``result`` (fitted to ``train``), timed from ``started``."""
     last = [int(c.steps[-1]) for c in held]
     runs = [optlaws.Run(c.run.lr[:s], **c.run.settings()) for c, s in zip(held, last)]
     ranking = optlaws.rank(result, runs, names=[c.name for c in held], progress_bar=False)
@@ -137,8 +146,14 @@ def main():
     every = [c for lr in LRS for c in training_runs(root, lr)]
     every.append(schaipp_runs(root, "0.0001", horizon=50000)[0].until(TRUNK_CUT))
     for name, free in ONE_LANDSCAPE.items():
-        rows[name] = evaluate(every, schaipp_runs(root, horizon=25000), free)
+        started = time.perf_counter()
+        result = fitted(every, free)
+        rows[name] = ranked(result, every, schaipp_runs(root, horizon=25000), started)
         print(name, rows[name], flush=True)
+        # the same landscape, each peak LR's 25k runs ranked among themselves (the per-LR protocol)
+        for lr in ("0.0001",) + LRS:
+            rows[f"{float(lr):g} of {name}"] = ranked(result, every, schaipp_runs(root, lr, horizon=25000),
+                                                     time.perf_counter())
     lines = [
         f"Machine: {machine()}. Fitted on each peak LR's 15k-step runs plus its constant trunk cut at "
         f"{TRUNK_CUT}; ranked: that LR's 25k runs by the loss at step 24800 (`optlaws.rank`, 90% band, 64 "
@@ -153,8 +168,9 @@ def main():
                      f"{'yes' if row['top-1'] else 'no'} | {'yes' if row['top-2'] else 'no'} | {row['error']:.3%} | "
                      f"{row['p_best']:.2f} | {row['best']} / {row['picked']} | {row['seconds']:.0f} |")
     lines.append("")
-    for config in CONFIGS:
-        per_lr = [rows[f"{float(lr):g}, {config}"] for lr in LRS]
+    per_config = {config: [rows[f"{float(lr):g}, {config}"] for lr in LRS] for config in CONFIGS}
+    per_config.update({name: [rows[f"{float(lr):g} of {name}"] for lr in LRS] for name in ONE_LANDSCAPE})
+    for config, per_lr in per_config.items():
         lines.append(f"Per peak LR, {config}: mean rank correlation {np.mean([r['rank corr'] for r in per_lr]):.3f}, "
                      f"mean regret {np.mean([r['regret'] for r in per_lr]):.4f}, top-1 "
                      f"{sum(r['top-1'] for r in per_lr)}/{len(per_lr)}, top-2 {sum(r['top-2'] for r in per_lr)}/"
