@@ -200,18 +200,20 @@ def _huber_residuals(theta, problem: FitProblem):
 
 
 @eqx.filter_custom_jvp
-def _solver_residuals(theta, *, problem: FitProblem):
+def _solver_residuals(theta, problem: FitProblem):
     """:func:`_huber_residuals`, whose linearisation holds their Jacobian as a matrix."""
     return _huber_residuals(theta, problem)
 
 
 @_solver_residuals.def_jvp
-def _solver_residuals_jvp(primals, tangents, *, problem: FitProblem):
+def _solver_residuals_jvp(primals, tangents):
     # Levenberg-Marquardt linearises the residuals and materialises their Jacobian (n x p) to
     # solve each damped step. Through ``jax.linearize`` of the scans over every step of every
     # run, that cost 2.5x one forward-mode Jacobian (124M joint fit, 9 parameters); so the
     # Jacobian is taken here, forward mode, once per linearisation, and the tangent map is a product.
-    (theta,), (tangent,) = primals, tangents
+    # ``problem`` is positional, not a keyword: equinox before 0.13 rejects the symbolic-zero
+    # tangents of keyword arrays. Its tangent is None (not differentiated).
+    (theta, problem), (tangent, _) = primals, tangents
     residuals, jacobian = jax.vmap(lambda v: jax.jvp(lambda t: _huber_residuals(t, problem), (theta,), (v,)),
                                    out_axes=(None, -1))(jnp.eye(theta.size, dtype=theta.dtype))
     return residuals, jacobian @ tangent
@@ -224,7 +226,7 @@ def _solve_batch(problem: FitProblem, thetas, step_cap):
 
     def residuals(theta, p):
         jax.debug.callback(count_step)  # one call per solver step (and one to start): progress
-        return _solver_residuals(theta, problem=p)
+        return _solver_residuals(theta, p)
 
     def one(theta0):
         solution = optx.least_squares(residuals, solver, theta0, args=problem, options={"step_cap": step_cap},

@@ -171,7 +171,7 @@ def test_the_solver_linearises_the_residuals_by_their_jacobian():
         thetas = jnp.stack([center, center + 0.3])
 
         def linearised(theta):
-            residuals, linear = jax.linearize(lambda t: _solver_residuals(t, problem=problem), theta)
+            residuals, linear = jax.linearize(lambda t: _solver_residuals(t, problem), theta)
             return residuals, jax.vmap(linear)(jnp.eye(theta.size, dtype=theta.dtype)).T
 
         residuals, jacobian = jax.vmap(linearised)(thetas)
