@@ -30,8 +30,8 @@ __all__ = ["ExampleResult", "run_example"]
 
 PEAK, TOTAL, WARMUP, MOMENTUM = 0.05, 4000, 200, 0.9
 # The curves are fitted and compared from here on: the model describes training after its fast
-# initial drop, and for a further WARMUP steps after warmup the loss still falls by 1% per point
-# faster than the model (fitted from step 200, it missed steps 275-325 by 1.1-1.8%).
+# initial drop, which lasts about WARMUP steps past warmup here (fitted from step 200, right after
+# warmup, the model missed steps 275-325 by 1.1-1.8%).
 FROM_STEP = 2 * WARMUP
 
 

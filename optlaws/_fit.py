@@ -214,8 +214,12 @@ def _solver_residuals_jvp(primals, tangents):
     # ``problem`` is positional, not a keyword: equinox before 0.13 rejects the symbolic-zero
     # tangents of keyword arrays. Its tangent is None (not differentiated).
     (theta, problem), (tangent, _) = primals, tangents
-    residuals, jacobian = jax.vmap(lambda v: jax.jvp(lambda t: _huber_residuals(t, problem), (theta,), (v,)),
-                                   out_axes=(None, -1))(jnp.eye(theta.size, dtype=theta.dtype))
+
+    def with_value(t):
+        residuals = _huber_residuals(t, problem)
+        return residuals, residuals
+
+    jacobian, residuals = jax.jacfwd(with_value, has_aux=True)(theta)  # the residuals once, not per column
     return residuals, jacobian @ tangent
 
 
