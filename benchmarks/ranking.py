@@ -7,13 +7,14 @@ LR's 15k runs plus the constant-LR trunk cut at step 15000, then rank the LR's 2
 the last logged step (24800). Reported: Spearman rank correlation of predicted vs real loss,
 regret of the predicted best (its real loss minus the best real one), top-1 and top-2 hits (the
 real best is the predicted best / among the predicted two best), the mean absolute relative
-error of the predicted losses, and the real best's ``p_best``. The last three rows do the same
+error of the predicted losses, and the real best's ``p_best``. The one-landscape rows do the same
 over every peak LR at once (one landscape: the structural parameters free as well, then the area
-ceiling with its exponent too, then the area ceiling and the peak-LR floor; see "transfer"),
+ceiling with its exponent too, then the area ceiling and the peak-LR floor, then with the weight
+norm's equilibrium exponent too; see "transfer"),
 ranking all 25k runs of all four LRs, and then each LR's 25k runs among themselves (rows "LR of
 ..."; their time is the ranking's alone).
 
-    python benchmarks/ranking.py [--no-write]        (about 15 minutes on 2 cores)
+    python benchmarks/ranking.py [--no-write]        (about 17 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ ONE_LANDSCAPE = {
         optlaws.AdamModel.default_free + STRUCTURAL + ("area_ceiling", "ceiling_exponent"),
     "all four, one landscape (+ structural + area ceiling + peak-LR floor)":
         optlaws.AdamModel.default_free + STRUCTURAL + ("area_ceiling", "peak_floor"),
+    "all four, one landscape (+ structural + area ceiling + peak-LR floor + norm exponent)":
+        optlaws.AdamModel.default_free + STRUCTURAL + ("area_ceiling", "peak_floor", "norm_exponent"),
 }
 
 
@@ -157,7 +160,7 @@ def main():
     lines = [
         f"Machine: {machine()}. Fitted on each peak LR's 15k-step runs plus its constant trunk cut at "
         f"{TRUNK_CUT}; ranked: that LR's 25k runs by the loss at step 24800 (`optlaws.rank`, 90% band, 64 "
-        "joint draws). 1e-4 has no 15k runs: it enters only the last three rows (its trunk in the fit, its 25k runs "
+        "joint draws). 1e-4 has no 15k runs: it enters only the one-landscape rows (its trunk in the fit, its 25k runs "
         "ranked).\n",
         "| peak LR, free parameters | 25k runs | rank corr | regret (nats) | top-1 | top-2 | mean abs error | p_best of the real "
         "best | real best / picked | fit + rank s |",

@@ -42,6 +42,8 @@ CONFIGS = {
         "area_ceiling", "ceiling_exponent"),
     "+ structural + area ceiling + peak-LR floor": optlaws.AdamModel.default_free + STRUCTURAL + (
         "area_ceiling", "peak_floor"),
+    "+ structural + area ceiling + peak-LR floor + norm exponent": optlaws.AdamModel.default_free + STRUCTURAL + (
+        "area_ceiling", "peak_floor", "norm_exponent"),
 }
 
 
