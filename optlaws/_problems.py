@@ -144,9 +144,10 @@ class LeastSquaresProblem(eqx.Module):
     def adam_model(self, *, eps: float = 1e-8, block: int = 1) -> AdamModel:
         """The moment model of ``optax.adam(lr, b1, b2, eps)`` with the stationary preconditioner
         ``1 / (sqrt(v_i) + eps)``, ``v_i = label_noise^2 h_i / B`` (any ``b2`` close to 1; ``b1``
-        and the batch size are the run's; run it with ``weight_decay=0``)."""
+        and the batch size are the run's; run it with ``weight_decay=0``). A linear model has no
+        scale-invariant weights, so its weight norm does not move (``reference_weight_decay=0``)."""
         h, signal, noise_var = self._mode_losses()
         precondition = 1.0 / (jnp.sqrt(noise_var) + eps)
         spectrum = DiscreteSpectrum(precondition * h, signal, precondition * noise_var / 4.0)
         return AdamModel(spectrum=spectrum, loss_inf=self.loss_inf, reference_batch_size=self.batch_size,
-                         norm_init=1.0, mobility_exponent=1.0, block=block)
+                         norm_init=1.0, reference_weight_decay=0.0, mobility_exponent=1.0, block=block)

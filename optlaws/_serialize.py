@@ -102,7 +102,7 @@ class Fitted:
 # equilibrium proportional to the LR): a file may lack them.
 # Any other missing field is an error.
 LATER_FIELDS = {"sharpness_init", "sharpness_floor", "flattening_rate", "area_ceiling", "ceiling_exponent",
-                "peak_floor", "norm_exponent"}
+                "peak_floor", "norm_exponent", "reference_weight_decay"}
 # Fields of unreleased experiments that files may carry, switched off, and why they are gone.
 RETIRED_FIELDS = {
     "curvature_ceiling": "a cap on the curvatures at c / (peak LR), replaced by `area_ceiling` because its "

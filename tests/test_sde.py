@@ -93,11 +93,12 @@ def test_divergence_past_the_stability_edge():
 
 def test_batch_size_scaling_rules():
     """Adam: lr ~ sqrt(B) keeps the loss per sample; SGD: lr ~ B (in the SDE limit, exactly). The
-    mobility depends on the LR only through ``lr / lr_max``, so the rules hold through a decay."""
+    mobility depends on the LR only through ``lr / lr_max``, so the rules hold through a decay.
+    (The weight norm moves with the LR area, which the rules do not keep: it is held still.)"""
     steps, quarter = np.array([2000, 4000]), np.array([500, 1000])
     for cls, lr_factor in ((optlaws.AdamModel, 2.0), (optlaws.SGDModel, 4.0)):
         model = cls(reference_batch_size=64.0, norm_init=1.0, reference_lr=1e-3, mobility_exponent=0.6,
-                    dynamics="sde", loss_inf=2.0)
+                    dynamics="sde", loss_inf=2.0, reference_weight_decay=0.0)
         small = optlaws.Run(optlaws.constant(1e-3, 2000) + optlaws.constant(2e-4, 2000),
                             batch_size=64.0, weight_decay=0.0)
         large = optlaws.Run(optlaws.constant(1e-3 * lr_factor, 500) + optlaws.constant(2e-4 * lr_factor, 500),
@@ -108,7 +109,8 @@ def test_batch_size_scaling_rules():
 
 def test_weight_norm_dynamics_of_adamw():
     """lr_eff = lr / sqrt(z): z relaxes to lr / reference_lr at rate 2 lr lambda, so the effective
-    LR falls while the norm grows and settles at sqrt(lr * reference_lr)."""
+    LR falls while the norm grows and settles at sqrt(lr * reference_lr); without weight decay the
+    norm grows without bound, linearly: z = norm_init + 2 lr t reference_weight_decay."""
     flat = optlaws.constant(3e-4, 200000)
     with optlaws.float64():
         eff = np.asarray(MPL_LIKE.effective_lr(flat.lr))
@@ -117,14 +119,33 @@ def test_weight_norm_dynamics_of_adamw():
     assert eff[0] == pytest.approx(3e-4 / np.sqrt(float(MPL_LIKE.norm_init)), rel=1e-6)
     assert np.all(np.diff(eff) <= 0) and eff[-1] == pytest.approx(3e-4, rel=1e-4)
     assert quarter[-1] == pytest.approx(np.sqrt(7.5e-5 * 3e-4), rel=1e-3)
-    np.testing.assert_allclose(no_decay, no_decay[0])
+    steps = np.arange(len(no_decay))
+    grown = float(MPL_LIKE.norm_init) + 2 * 3e-4 * steps * float(MPL_LIKE.reference_weight_decay)
+    np.testing.assert_allclose(no_decay, 3e-4 / np.sqrt(grown), rtol=1e-6)
+
+
+def test_equilibrium_norm_is_lr_over_weight_decay():
+    """The squared norm settles at ``(lr / reference_lr) (reference_weight_decay / lambda)``
+    (AdamW's lr / lambda), so at one LR the equilibrium effective LR grows as sqrt(lambda): four
+    times the weight decay, twice the effective LR. At the reference weight decay the norm relaxes
+    as ``r + (z0 - r) exp(-2 lr lambda t)``, so a model fitted to runs at one weight decay
+    predicts them as it did before weight decay entered the equilibrium."""
+    model = optlaws.AdamModel(reference_lr=1e-3, reference_weight_decay=0.1, norm_init=0.05)
+    with optlaws.float64():
+        late = {decay: np.asarray(model.effective_lr(optlaws.Run(optlaws.constant(1e-3, 200_000), weight_decay=decay)))
+                for decay in (0.1, 0.4)}
+        half = np.asarray(model.effective_lr(optlaws.Run(optlaws.constant(5e-4, 20_000), weight_decay=0.1)))
+    assert late[0.1][-1] == pytest.approx(1e-3, rel=1e-4)
+    assert late[0.4][-1] / late[0.1][-1] == pytest.approx(2.0, rel=1e-4)
+    relaxed = 0.5 + (0.05 - 0.5) * np.exp(-2 * 5e-4 * 0.1 * np.arange(len(half)))
+    np.testing.assert_allclose(half, 5e-4 / np.sqrt(relaxed), rtol=1e-7)  # 20,000 steps of rounding
 
 
 def test_mobility_sets_relaxation_rate_not_noise_floor():
     """After a drop from the peak LR ``high`` to ``lr``, a mode's noise loss relaxes from
     ``high W`` to ``lr W`` (temperature) at rate ``2 h m`` per step, with mobility
     ``m = lr (lr / high)^(p - 1)``; while the LR rises or holds (warmup, then constant) ``p``
-    changes nothing."""
+    changes nothing. (The weight norm is held still, ``lr_eff = lr``.)"""
     h, weight, high, low = 40.0, 2.0, 1e-3, 1e-4
     steps = np.array([10, 100, 1000, 5000])
     losses = {}
@@ -133,7 +154,7 @@ def test_mobility_sets_relaxation_rate_not_noise_floor():
         rising = optlaws.constant(high, 3000, warmup=1000)
         spectrum = optlaws.DiscreteSpectrum([h], [0.0], [weight])
         for p in (1.0, 0.6):
-            model = optlaws.AdamModel(spectrum=spectrum, loss_inf=0.0, norm_init=1.0,
+            model = optlaws.AdamModel(spectrum=spectrum, loss_inf=0.0, norm_init=1.0, reference_weight_decay=0.0,
                                       reference_lr=high, mobility_exponent=p, dynamics="sde", block=1)
             losses[p] = np.asarray(model.loss(optlaws.Run(schedule, weight_decay=0.0), 20000 + steps))
             mobility = low * (low / high) ** (p - 1)
