@@ -318,6 +318,18 @@ def load_fitted(path: str | Path, *, trust: bool = False) -> Fitted:
     return Fitted(model=model, run_settings=run_settings, uncertainty=uncertainty, fit=document.get("fit"))
 
 
+def _norm_unit_of_older_files(model: AbstractLossModel, node: dict, run_settings: dict) -> AbstractLossModel:
+    """A file written before ``reference_weight_decay``: its weight norm settled alike for every
+    weight decay, so it predicts as before at the weight decay its runs shared, which becomes the
+    norm's unit (where they did not share one, the class default stands)."""
+    if "reference_weight_decay" in node["fields"] or not hasattr(model, "reference_weight_decay"):
+        return model
+    if run_settings.get("weight_decay", 0.0) > 0:
+        return eqx.tree_at(lambda m: m.reference_weight_decay, model,
+                           jnp.asarray(run_settings["weight_decay"], dtype=float))
+    return model
+
+
 def _load_document(document: dict, version: int):
     """The model, run settings and uncertainty of a parsed FITTED.json, each checked."""
     if not isinstance(document.get("model"), dict):
@@ -330,6 +342,7 @@ def _load_document(document: dict, version: int):
     if not isinstance(model, AbstractLossModel):
         raise ValueError("the stored object is not a loss model.")
     _check_model(model)
+    model = _norm_unit_of_older_files(model, document["model"], run_settings)
     stored = document.get("uncertainty")
     uncertainty = None
     if stored is not None:

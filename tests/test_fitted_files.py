@@ -151,3 +151,20 @@ def test_a_file_with_the_retired_curvature_ceiling_loads_only_when_it_was_off(tm
     assert optlaws.load_fitted(tamper(tmp_path, with_retired_ceiling(0.0))).model.values() == current
     with pytest.raises(ValueError, match=r"model.curvature_ceiling` is no longer supported.*area_ceiling"):
         optlaws.load_fitted(tamper(tmp_path, with_retired_ceiling(1.3e-3)))
+
+
+def test_a_file_from_before_the_norms_unit_predicts_as_it_did(tmp_path):
+    """Written before ``reference_weight_decay``, a model's weight norm settled at 1 (at the
+    reference LR) whatever the weight decay; loaded, the weight decay its runs shared becomes the
+    norm's unit, so at that weight decay it still settles at 1: lr_eff = lr at the reference LR."""
+    def before(document):
+        document["model"]["fields"].pop("reference_weight_decay")
+        document["runs"] = {"weight_decay": 0.05}
+        document["sha256"] = _content_hash(document)
+
+    model = optlaws.load_model(tamper(tmp_path, before))
+    assert float(model.reference_weight_decay) == pytest.approx(0.05)
+    with optlaws.float64():
+        settled = model.effective_lr(optlaws.Run(optlaws.constant(1e-3, 100_000), weight_decay=0.05))
+    assert float(settled[-1]) == pytest.approx(1e-3, rel=1e-3)  # 1e-3 / sqrt(2) with the default unit
+    assert float(optlaws.load_model(tamper(tmp_path, lambda d: None)).reference_weight_decay) == pytest.approx(0.1)
