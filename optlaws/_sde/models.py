@@ -199,15 +199,16 @@ class AbstractSDEModel(AbstractLossModel):
             raise ValueError(f"`dynamics` must be one of {DYNAMICS}, got {self.dynamics!r}.")
         if self.block < 1:
             raise ValueError(f"`block` must be a positive number of steps, got {self.block}.")
-        for name in ("reference_batch_size", "reference_lr"):
+        # The reference weight decay may be 0 (a norm that does not grow); the other scales not.
+        for name, zero_allowed in (("reference_batch_size", False), ("reference_lr", False),
+                                   ("reference_weight_decay", True)):
             value = getattr(self, name)
             if isinstance(value, jax.core.Tracer):
                 continue
-            if not np.isfinite(float(value)) or float(value) <= 0:
-                raise ValueError(f"`{name}` must be positive, got {float(value)!r}.")
-        decay = self.reference_weight_decay
-        if not isinstance(decay, jax.core.Tracer) and not (np.isfinite(float(decay)) and float(decay) >= 0):
-            raise ValueError(f"`reference_weight_decay` must be finite and >= 0, got {float(decay)!r}.")
+            value = float(value)
+            if not np.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
+                raise ValueError(f"`{name}` must be {'finite and >= 0' if zero_allowed else 'positive'}, "
+                                 f"got {value!r}.")
 
     @abc.abstractmethod
     def _heavy_ball(self, lr_eff: Array, momentum: Array) -> tuple[Array, Array]:
@@ -309,11 +310,12 @@ class AbstractSDEModel(AbstractLossModel):
         signal = signal * decay
         noise = stationary + (noise - stationary) * decay
         rate = 2.0 * self.norm_power * lr * n  # the decay's exponent per unit of weight decay
+        shrink = jnp.expm1(-rate * run.weight_decay)  # exp(-rate lambda) - 1
         decayed = run.weight_decay > 0
         # (1 - exp(-rate lambda)) / lambda, which tends to `rate` without weight decay
-        grown = jnp.where(decayed, -jnp.expm1(-rate * run.weight_decay) / jnp.where(decayed, run.weight_decay, 1.0), rate)
+        grown = jnp.where(decayed, -shrink / jnp.where(decayed, run.weight_decay, 1.0), rate)
         growth = (lr / self.reference_lr) ** self.norm_exponent * self.reference_weight_decay
-        norm = norm * jnp.exp(-rate * run.weight_decay) + growth * grown
+        norm = norm * (1.0 + shrink) + growth * grown
         sharpness, edge_loss = self._sharpest_mode(sharpness, edge_loss, temperature, run.momentum, n)
         return signal, noise, norm, lr_max, area + lr * n, sharpness, edge_loss
 
