@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import optlaws
@@ -63,3 +64,21 @@ def report(name: str, text: str, *, write: bool = True) -> None:
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     updated = pattern.sub(lambda _: block, current) if pattern.search(current) else current.rstrip() + "\n\n" + block + "\n"
     RESULTS.write_text(updated)
+
+
+def mlp_init(key, sizes, scale: float = 1.0) -> list:
+    """Weights ``scale * N(0, 1 / fan_in)`` and zero biases of an MLP with layer widths ``sizes``
+    (the real sweeps' networks: ``divergence.py``, ``weight_decay.py``)."""
+    layers = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        key, sub = jax.random.split(key)
+        layers.append((scale * jax.random.normal(sub, (fan_in, fan_out)) / jnp.sqrt(fan_in), jnp.zeros(fan_out)))
+    return layers
+
+
+def mlp(layers, x, activation=jax.nn.relu):
+    """The MLP ``layers`` applied to ``x``: ``activation`` after every layer but the last."""
+    for w, b in layers[:-1]:
+        x = activation(x @ w + b)
+    w, b = layers[-1]
+    return x @ w + b

@@ -31,7 +31,7 @@ import numpy as np
 import optax
 
 import optlaws
-from _common import machine, report
+from _common import machine, mlp, mlp_init, report
 
 WIDTH, DEPTH, INPUTS, CLASSES, BATCH, STEPS = 128, 3, 32, 10, 64, 800
 PEAKS = np.geomspace(0.4, 4.0, 12)
@@ -41,28 +41,13 @@ WINDOW = 5
 MOMENTUM = 0.9
 
 
-def _init(key, sizes):
-    layers = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        key, sub = jax.random.split(key)
-        layers.append((jax.random.normal(sub, (fan_in, fan_out)) / jnp.sqrt(fan_in), jnp.zeros(fan_out)))
-    return layers
-
-
-def _mlp(layers, x, activation=jax.nn.relu):
-    for w, b in layers[:-1]:
-        x = activation(x @ w + b)
-    w, b = layers[-1]
-    return x @ w + b
-
-
-TEACHER = _init(jax.random.PRNGKey(1), [INPUTS, 64, CLASSES])
-STUDENT = _init(jax.random.PRNGKey(2), [INPUTS] + [WIDTH] * DEPTH + [CLASSES])
+TEACHER = mlp_init(jax.random.PRNGKey(1), [INPUTS, 64, CLASSES])
+STUDENT = mlp_init(jax.random.PRNGKey(2), [INPUTS] + [WIDTH] * DEPTH + [CLASSES])
 
 
 def _batch(t):
     x = jax.random.normal(jax.random.fold_in(jax.random.PRNGKey(3), t), (BATCH, INPUTS))
-    return x, _mlp(TEACHER, x)
+    return x, mlp(TEACHER, x)
 
 
 def _train(lr):
@@ -72,7 +57,7 @@ def _train(lr):
     def step(carry, t):
         params, state = carry
         x, y = _batch(t)
-        loss, grads = jax.value_and_grad(lambda p: jnp.mean((_mlp(p, x, jnp.tanh) - y) ** 2))(params)
+        loss, grads = jax.value_and_grad(lambda p: jnp.mean((mlp(p, x, jnp.tanh) - y) ** 2))(params)
         updates, state = optimizer.update(grads, state, params)
         return (optax.apply_updates(params, updates), state), loss
 

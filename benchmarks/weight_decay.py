@@ -29,7 +29,7 @@ import numpy as np
 import optax
 
 import optlaws
-from _common import machine, report
+from _common import machine, mlp, mlp_init, report
 
 INPUTS, WIDTH, OUTPUTS, BATCH, STEPS, EVERY, LABEL_NOISE, PEAK, WARMUP = 32, 256, 8, 32, 4000, 40, 0.5, 3e-3, 100
 WEIGHT_DECAYS = (0.0, 0.1, 0.3, 1.0)
@@ -40,35 +40,19 @@ SCHEDULES = {
 }
 
 
-def _init(key, sizes, scale=1.0):
-    layers = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        key, sub = jax.random.split(key)
-        layers.append((scale * jax.random.normal(sub, (fan_in, fan_out)) / jnp.sqrt(fan_in), jnp.zeros(fan_out)))
-    return layers
-
-
-def _normalise(x):
-    x = x - x.mean(-1, keepdims=True)
-    return x / jnp.sqrt((x**2).mean(-1, keepdims=True) + 1e-6)
-
-
 def _student(layers, x):
     for w, _ in layers[:-1]:
-        x = jax.nn.relu(_normalise(x @ w))  # scale-invariant in w
+        x = jax.nn.relu(jax.nn.standardize(x @ w, epsilon=1e-6))  # LayerNorm without gain or bias: scale-invariant in w
     w, b = layers[-1]
     return x @ w + b
 
 
-TEACHER = _init(jax.random.PRNGKey(1), [INPUTS, 128, 128, OUTPUTS], scale=1.5)
-STUDENT = _init(jax.random.PRNGKey(2), [INPUTS, WIDTH, WIDTH, OUTPUTS])
+TEACHER = mlp_init(jax.random.PRNGKey(1), [INPUTS, 128, 128, OUTPUTS], scale=1.5)
+STUDENT = mlp_init(jax.random.PRNGKey(2), [INPUTS, WIDTH, WIDTH, OUTPUTS])
 
 
 def _teacher(x):
-    for w, b in TEACHER[:-1]:
-        x = jnp.tanh(x @ w + b)
-    w, b = TEACHER[-1]
-    return x @ w + b
+    return mlp(TEACHER, x, jnp.tanh)
 
 
 X_EVAL = jax.random.normal(jax.random.PRNGKey(9), (4096, INPUTS))
