@@ -16,6 +16,15 @@ if os.environ.get("CI"):
 
 PROJECT = Path(__file__).resolve().parents[1]
 
+# Most of the suite's time is XLA compilation, and test modules compile many of the same programs
+# (each module's are released from memory after it, below). A persistent compilation cache lets
+# later modules, and later runs, load them instead: measured on test_cli, test_fitted_files and
+# test_runs, 5:29 -> 4:35 with an empty cache, 2:59 with a warm one. JAX_COMPILATION_CACHE_DIR, if
+# set, chooses another folder.
+if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    jax.config.update("jax_compilation_cache_dir", str(PROJECT / ".pytest_cache" / "jax"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
 
 def shared_data() -> Path | None:
     """The real curves: OPTLAWS_DATA if set, else ../shared/data beside the project."""
