@@ -136,7 +136,10 @@ class FitProblem(eqx.Module):
     def residuals(self, theta: Float[Array, " p"]) -> Float[Array, " n"]:
         """Log residuals; a point predicted non-finite or non-positive gets residual 1 (steering the
         solver away; a fit that ends there is reported failed, :meth:`FitResult.problems`)."""
-        predicted = self.predictions(theta)
+        return self.residuals_of(self.predictions(theta))
+
+    def residuals_of(self, predicted: Float[Array, " n"]) -> Float[Array, " n"]:
+        """:meth:`residuals` of given predictions."""
         ok = jnp.isfinite(predicted) & (predicted > 0)
         return jnp.where(ok, self.log_observed - jnp.log(jnp.where(ok, predicted, 1.0)), 1.0)
 
@@ -256,8 +259,16 @@ def _solve(problem: FitProblem, thetas, max_steps: int):
 
 @eqx.filter_jit
 def _linearise(problem: FitProblem, theta):
-    """Residuals, their Jacobian and the predictions at ``theta``."""
-    return problem.residuals(theta), jax.jacfwd(problem.residuals)(theta), problem.predictions(theta)
+    """Residuals, their Jacobian and the predictions at ``theta``, from one forward-mode pass (each
+    separately would put three copies of the loss loop into the program to compile)."""
+
+    def with_predictions(t):
+        predicted = problem.predictions(t)
+        residuals = problem.residuals_of(predicted)
+        return residuals, (residuals, predicted)
+
+    jacobian, (residuals, predicted) = jax.jacfwd(with_predictions, has_aux=True)(theta)
+    return residuals, jacobian, predicted
 
 
 def _linearised(problem: FitProblem, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
