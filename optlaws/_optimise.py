@@ -77,7 +77,7 @@ def shares_schedule(logits, *, peak_lr, min_lr, warmup: int, total_steps: int) -
     values = min_lr + (peak_lr - min_lr) * left
     knots = jnp.linspace(warmup, total_steps, logits.shape[0])
     lr = jnp.interp(jnp.arange(total_steps, dtype=values.dtype), knots, values)
-    return _with_warmup(lr, peak_lr, warmup, total_steps)
+    return _with_warmup(lr, peak_lr, warmup, total_steps, jnp)
 
 
 def shares_logits(lr, *, peak_lr, min_lr, warmup: int, total_steps: int, knots: int) -> np.ndarray:

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["PRECISIONS", "canonical", "computing_in", "float64", "in_float64"]
+__all__ = ["PRECISIONS", "array_module", "canonical", "computing_in", "float64", "in_float64", "to_device"]
 
 # What a caller may ask a batch evaluation (optlaws.rank) to compute in.
 PRECISIONS = ("float64", "float32")
@@ -52,6 +52,23 @@ def computing_in(precision: str):
     if precision == "float64":
         return float64(), in_float64
     return _x64(False), canonical
+
+
+def array_module(*arguments):
+    """``jax.numpy`` if any argument is traced, else NumPy: for work on concrete host data, which
+    eager ``jax.numpy`` would compile again, operation by operation, for every new array shape
+    (a schedule of a new length took 0.7 s to build, a divergence check of a new length 1 s)."""
+    return jnp if any(isinstance(a, jax.core.Tracer) for a in arguments) else np
+
+
+def to_device(values):
+    """``values`` as a JAX array, cast on the host to JAX's current default precision and
+    transferred: ``jnp.asarray`` of a NumPy array compiles a copy (and a conversion) for every new
+    shape. JAX arrays and tracers pass through unchanged."""
+    if isinstance(values, (jax.Array, jax.core.Tracer)):
+        return values
+    values = np.asarray(values)
+    return jax.device_put(values.astype(jax.dtypes.canonicalize_dtype(values.dtype), copy=False))
 
 
 def in_float64(tree):

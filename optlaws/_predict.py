@@ -12,7 +12,7 @@ import numpy as np
 from ._curves import DIVERGENCE_RATIO
 from ._io import write_csv
 from ._model import AbstractLossModel
-from ._precision import float64, in_float64
+from ._precision import array_module, float64, in_float64
 from ._run import Run, as_run, name_of
 from ._schedules import Schedule
 from ._uncertainty import DEFAULT_NUM_SAMPLES, ParameterUncertainty
@@ -63,12 +63,14 @@ def first_blow_up(losses, last=None):
     """Index of the first point whose loss is not finite or exceeds ``DIVERGENCE_RATIO`` times its
     running minimum (the rule for observed curves), or ``-1``; traceable, for batched checks.
     With ``last``, the points after it (a padded run's steps past its own end) hold its loss."""
+    xp = array_module(losses, last)
     if last is not None:
-        losses = jnp.where(jnp.arange(losses.shape[0]) <= last, losses, losses[last])
-    finite = jnp.isfinite(losses) & (losses > 0)
-    running_min = jax.lax.cummin(jnp.where(finite, losses, jnp.inf))
+        losses = xp.where(xp.arange(losses.shape[0]) <= last, losses, losses[last])
+    finite = xp.isfinite(losses) & (losses > 0)
+    cummin = jax.lax.cummin if xp is jnp else np.minimum.accumulate
+    running_min = cummin(xp.where(finite, losses, xp.inf))
     blown = ~finite | (losses > DIVERGENCE_RATIO * running_min)
-    return jnp.where(blown.any(), jnp.argmax(blown), -1)
+    return xp.where(blown.any(), xp.argmax(blown), -1)
 
 
 def divergence_checks(totals, count: int) -> tuple[tuple[int, ...], np.ndarray]:
@@ -117,7 +119,7 @@ def extrapolations(fit, *, peak_lr=(), horizon=(), batch_size=()) -> list[str]:
 
 def _mark_divergence(loss: np.ndarray) -> np.ndarray:
     """``inf`` from the first step where the loss blows up (:func:`first_blow_up`)."""
-    first = int(first_blow_up(jnp.asarray(loss)))
+    first = int(first_blow_up(np.asarray(loss)))
     if first >= 0:
         loss = loss.copy()
         loss[first:] = np.inf

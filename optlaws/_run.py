@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from ._precision import array_module, to_device
 from ._schedules import Schedule, from_array
 
 __all__ = ["Run", "as_run", "stack_runs"]
@@ -141,5 +142,6 @@ def stack_runs(runs: Sequence[Run], *, total: int | None = None) -> Run:
     total = longest if total is None else int(total)
     if total < longest:
         raise ValueError(f"stack_runs: `total` ({total}) is shorter than the longest run ({longest} steps).")
-    padded = [r.replace(lr=jnp.pad(r.lr, (0, total - r.total_steps), mode="edge")) for r in runs]
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *padded)
+    xp = array_module(*jax.tree.leaves(runs))
+    padded = [r.replace(lr=xp.pad(r.lr, (0, total - r.total_steps), mode="edge")) for r in runs]
+    return jax.tree.map(lambda *leaves: to_device(xp.stack(leaves)), *padded)
