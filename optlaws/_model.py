@@ -66,9 +66,11 @@ class AbstractLossModel(eqx.Module):
         """Expected loss after each of ``steps`` updates of ``run``.
 
         ``run`` is a :class:`~optlaws.Run`, or a schedule / per-step LR array (a run that
-        records no settings).
+        records no settings). One compiled program per model structure, run length and
+        ``steps``: called eagerly, each operation around the model's loop compiled on its own for
+        every new length (about 40 programs, 1-2 s).
         """
-        return canonical(self)._loss(canonical(as_run(run)), steps)
+        return _compiled_loss(canonical(self), canonical(as_run(run)), np.asarray(steps).tolist())
 
     @abc.abstractmethod
     def _loss(self, run: Run, steps) -> Float[Array, " n"]:
@@ -141,3 +143,9 @@ class ParameterMap(eqx.Module):
             name: jnp.exp(theta[i]) if pos else theta[i]
             for i, (name, pos) in enumerate(zip(self.names, self.positive))
         })
+
+
+@eqx.filter_jit
+def _compiled_loss(model: AbstractLossModel, run: Run, steps) -> Float[Array, " n"]:
+    # ``steps`` as Python numbers: static, as the segment plan they fix must be.
+    return model._loss(run, steps)

@@ -64,11 +64,13 @@ def array_module(*arguments):
 def to_device(values):
     """``values`` as a JAX array, cast on the host to JAX's current default precision and
     transferred: ``jnp.asarray`` of a NumPy array compiles a copy (and a conversion) for every new
-    shape. JAX arrays and tracers pass through unchanged."""
+    shape. JAX arrays and tracers pass through unchanged. A value too large for float32 becomes
+    ``inf``, as in ``jnp.asarray``, for the caller's finiteness check to name."""
     if isinstance(values, (jax.Array, jax.core.Tracer)):
         return values
     values = np.asarray(values)
-    return jax.device_put(values.astype(jax.dtypes.canonicalize_dtype(values.dtype), copy=False))
+    with np.errstate(over="ignore"):
+        return jax.device_put(values.astype(jax.dtypes.canonicalize_dtype(values.dtype), copy=False))
 
 
 def in_float64(tree):

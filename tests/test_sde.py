@@ -2,6 +2,7 @@
 diffrax sample paths and with real optax SGD/Adam on a least-squares problem."""
 
 import dataclasses
+import logging
 
 import diffrax
 import jax
@@ -50,6 +51,18 @@ def test_vmap_over_schedules_and_parameters():
     losses_inf = jnp.array([2.5, 2.6])
     by_param = jax.vmap(lambda l: MPL_LIKE.replace(loss_inf=l).loss(lrs[0], steps))(losses_inf)
     np.testing.assert_allclose(np.asarray(by_param[1] - by_param[0]), 0.1, rtol=1e-5)
+
+
+def test_a_loss_of_a_new_length_is_one_compiled_program(caplog):
+    """``loss`` compiles the model's whole evaluation as one program: eagerly, the operations
+    around its loop compiled one by one for each new length (about 40 programs, 1-2 s)."""
+    schedule = optlaws.wsd(3e-4, 7013, decay_frac=0.3, warmup=100)
+    with jax.log_compiles(), caplog.at_level(logging.WARNING):
+        loss = MPL_LIKE.loss(schedule, [1000, 7013])
+    compiled = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Compiling")]
+    assert len(compiled) == 1, compiled
+    one_by_one = [MPL_LIKE.loss(schedule, [step])[0] for step in (1000, 7013)]
+    np.testing.assert_allclose(np.asarray(loss), np.asarray(one_by_one), rtol=1e-6)
 
 
 def test_gradients_match_finite_differences():
