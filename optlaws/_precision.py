@@ -4,6 +4,10 @@ This is the one place where precision is switched. Models and schedules follow t
 inputs, so user code keeps JAX's default (float32) and batched float32 evaluation stays within
 1e-4 relative of float64 (``tests/test_runs.py``); ``fit``, ``predict``, ``evaluate`` and
 ``load_model`` enter :func:`float64` and cast the model with :func:`in_float64`.
+
+Host data crosses into JAX here too: :func:`array_module` picks NumPy for work on concrete host
+arrays (eager ``jax.numpy`` would compile each operation for every new shape) and
+:func:`to_device` hands the result to JAX in its default precision.
 """
 
 from __future__ import annotations
