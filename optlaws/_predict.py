@@ -119,7 +119,7 @@ def extrapolations(fit, *, peak_lr=(), horizon=(), batch_size=()) -> list[str]:
 
 def _mark_divergence(loss: np.ndarray) -> np.ndarray:
     """``inf`` from the first step where the loss blows up (:func:`first_blow_up`)."""
-    first = int(first_blow_up(np.asarray(loss)))
+    first = int(first_blow_up(loss))
     if first >= 0:
         loss = loss.copy()
         loss[first:] = np.inf

@@ -322,8 +322,7 @@ def cyclic(
 
 def from_array(lr: ArrayLike, *, name: str = "array") -> Schedule:
     """A schedule from any array of per-step learning rates."""
-    array = jnp.asarray(to_device(lr), dtype=float)
-    return Schedule(lr=array, name=name)
+    return _as_schedule(lr, name)
 
 
 def from_optax(fn: Callable[[Array], Array], total: int, *, name: str = "optax") -> Schedule:
@@ -331,8 +330,7 @@ def from_optax(fn: Callable[[Array], Array], total: int, *, name: str = "optax")
     total = _check_positive_int("total", total)
     if not callable(fn):
         raise TypeError(f"`fn` must be a callable step -> learning rate, got {type(fn).__name__}.")
-    lr = jax.vmap(fn)(jnp.arange(total))
-    return Schedule(lr=jnp.asarray(lr, dtype=float), name=name)
+    return _as_schedule(jax.vmap(fn)(jnp.arange(total)), name)
 
 
 def concatenate(*schedules: Schedule, name: str | None = None) -> Schedule:
