@@ -10,7 +10,7 @@ real best is the predicted best / among the predicted two best), the mean absolu
 error of the predicted losses, and the real best's ``p_best``. The one-landscape rows do the same
 over every peak LR at once (one landscape: the structural parameters free as well, then the area
 ceiling with its exponent too, then the area ceiling and the peak-LR floor, then with the weight
-norm's equilibrium exponent too; see "transfer"),
+norm's equilibrium exponent too, then with the sharpening as well, ``transfer_free``; see "transfer"),
 ranking all 25k runs of all four LRs, and then each LR's 25k runs among themselves (rows "LR of
 ..."; their time is the ranking's alone).
 
@@ -45,6 +45,7 @@ ONE_LANDSCAPE = {
         optlaws.AdamModel.default_free + STRUCTURAL + ("area_ceiling", "peak_floor"),
     "all four, one landscape (+ structural + area ceiling + peak-LR floor + norm exponent)":
         optlaws.AdamModel.default_free + STRUCTURAL + ("area_ceiling", "peak_floor", "norm_exponent"),
+    "all four, one landscape (transfer_free: + norm exponent + sharpening)": optlaws.AdamModel.transfer_free,
 }
 
 

@@ -98,11 +98,12 @@ class Fitted:
 
 
 # Fields added after their class was first stored, whose constructor defaults reproduce the older
-# files' predictions (the stability mode, the area ceiling and the peak-LR floor off, the weight norm's
-# equilibrium proportional to the LR): a file may lack them.
+# files' predictions (the stability mode, the area ceiling, the peak-LR floor and the sharpening off,
+# the weight norm's equilibrium proportional to the LR): a file may lack them.
 # Any other missing field is an error.
 LATER_FIELDS = {"sharpness_init", "sharpness_floor", "flattening_rate", "area_ceiling", "ceiling_exponent",
-                "peak_floor", "norm_exponent", "reference_weight_decay"}
+                "peak_floor", "norm_exponent", "reference_weight_decay", "sharpening_start", "sharpening_time",
+                "sharpening_clock_exponent"}
 # Fields of unreleased experiments that files may carry, switched off, and why they are gone.
 RETIRED_FIELDS = {
     "curvature_ceiling": "a cap on the curvatures at c / (peak LR), replaced by `area_ceiling` because its "

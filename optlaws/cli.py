@@ -98,11 +98,20 @@ def _out(args):
     return sys.stdout if args.out == STDOUT else args.out
 
 
+def _free_parameters(model, text: str | None) -> tuple[str, ...] | None:
+    """``--free``: a named set of the model (``default``, and for SDE models ``sweep`` and
+    ``transfer``: its ``<name>_free``), or comma-separated parameter names; None: fit's choice."""
+    if not text:
+        return None
+    named = getattr(type(model), f"{text}_free", None) if text.isidentifier() else None
+    return tuple(named) if isinstance(named, tuple) else tuple(text.split(","))
+
+
 def _cmd_fit(args) -> int:
     _check_outputs(args, args.curves)
     curves = _read_curves(args.curves, args)
     model = make_model(args.model)
-    free = tuple(args.free.split(",")) if args.free else None
+    free = _free_parameters(model, args.free)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)  # the summary reports them
         result = fit(model, curves, free=free, num_starts=args.starts, seed=args.seed,
@@ -446,8 +455,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "export), .jsonl, .json tracker export, a W&B run folder, or TensorBoard event files / run folders")
     p.add_argument("--model", default="sde-adam", choices=sorted(MODELS), help="model to fit")
     p.add_argument("--out", required=True, help="where to write the fitted model (JSON; - for stdout)")
-    p.add_argument("--free", help="comma-separated parameters to fit (default: the model's, and for an SDE model "
-                   "fitted to runs at several peak LRs its peak-LR sweep set; an unknown name lists them all)")
+    p.add_argument("--free", help="comma-separated parameters to fit, or a named set: 'default', and for an SDE "
+                   "model 'sweep' (fit's choice for runs at several peak LRs) or 'transfer' (with the norm exponent "
+                   "and the sharpening too: the optimal LR across horizons; about twice as slow). Default: fit's "
+                   "choice; an unknown name lists them all")
     p.add_argument("--starts", type=_positive, default=8, help="number of starting points")
     seed_option(p, "of the starting points")
     p.add_argument("--discrepancy", type=float, metavar="SIGMA",

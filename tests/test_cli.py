@@ -169,6 +169,21 @@ def test_one_fit_across_weight_decays(tmp_path, capsys):
     assert min(errors) > 1e-3, errors
 
 
+def test_free_takes_the_models_named_sets():
+    """``--free sweep`` / ``transfer`` / ``default`` are the model's own sets; anything else is a
+    list of names (a law has no ``transfer`` set: the name reaches fit, which lists the real ones)."""
+    from optlaws.cli import _free_parameters
+
+    adam, power = optlaws.AdamModel(), optlaws.make_model("power")
+    assert _free_parameters(adam, "transfer") == optlaws.AdamModel.transfer_free
+    assert {"norm_exponent", "sharpening_time"} <= set(optlaws.AdamModel.transfer_free)
+    assert _free_parameters(adam, "sweep") == optlaws.AdamModel.sweep_free
+    assert _free_parameters(power, "default") == type(power).default_free
+    assert _free_parameters(adam, "loss_inf,norm_init") == ("loss_inf", "norm_init")
+    assert _free_parameters(power, "transfer") == ("transfer",)
+    assert _free_parameters(adam, None) is None
+
+
 def test_laws_take_run_settings_and_ignore_them(short_curve_files, tmp_path):
     fitted = tmp_path / "power.json"
     assert main(["fit", str(short_curve_files["constant"]), "--warmup", "200", "--model", "power", "--quiet",

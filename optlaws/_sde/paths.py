@@ -50,9 +50,13 @@ def sample_paths(
         solver: a diffrax SDE solver (default Euler-Maruyama, ``diffrax.Euler()``).
     """
     run = model.resolve(run)
+    # Both change the spectrum as training goes, which the paths' fixed curvatures do not follow.
     if float(model.area_ceiling) > 0:
         raise NotImplementedError("sample_paths does not model the area ceiling (a spectrum that flattens "
                                   "as training goes); set area_ceiling=0 or use the moments (model.loss).")
+    if float(model.sharpening_time) > 0:
+        raise NotImplementedError("sample_paths does not model the sharpening (a spectrum that sharpens in "
+                                  "from the start); set sharpening_time=0 or use the moments (model.loss).")
     if num_paths < 1:
         raise ValueError(f"`num_paths` must be positive, got {num_paths}.")
     if not dt > 0:
