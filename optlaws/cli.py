@@ -457,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="where to write the fitted model (JSON; - for stdout)")
     p.add_argument("--free", help="comma-separated parameters to fit, or a named set: 'default', and for an SDE "
                    "model 'sweep' (fit's choice for runs at several peak LRs) or 'transfer' (with the norm exponent "
-                   "and the sharpening too: the optimal LR across horizons; about twice as slow). Default: fit's "
+                   "and the sharpening too: the optimal LR across horizons; a slower fit). Default: fit's "
                    "choice; an unknown name lists them all")
     p.add_argument("--starts", type=_positive, default=8, help="number of starting points")
     seed_option(p, "of the starting points")

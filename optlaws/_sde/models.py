@@ -217,7 +217,7 @@ class AbstractSDEModel(AbstractLossModel):
     # The optimal peak LR across horizons from a sweep: sweep_free with the weight norm's
     # equilibrium exponent and the sharpening too (on the 124M sweep, every peak LR within 0.14%
     # and LR* at 25k from the 15k runs 6.5% below the measured one, against 0.18% and 18% above;
-    # a joint fit takes about twice as long; docs/model.md, "Across peak learning rates").
+    # a joint fit takes 1.7 times as long; docs/model.md, "Across peak learning rates").
     transfer_free: ClassVar[tuple[str, ...]] = sweep_free + ("norm_exponent", "sharpening_time")
     norm_power: ClassVar[float]
     # The optimizer's usual values, for runs that do not record them.
