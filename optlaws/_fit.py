@@ -49,8 +49,16 @@ EARLY_WINDOW = 5
 # leaving each curve out; with fewer curves than this, the rest leaves the model undetermined (one
 # MPL curve fixes neither the noise floor nor the mobility: the estimate comes out at 4-110%).
 MIN_CURVES_FOR_DISCREPANCY = 3
-# The discrepancy assumed below that: the median of the leave-one-curve-out estimates of the 124M
-# sweep per peak LR (0.16%, 0.22%, 0.19%; benchmarks/uncertainty.py), in log loss.
+# With two, each curve's later half (by steps) is left out instead: a forecast of its final loss
+# from the rest. On the MPL 2-curve fits that gives 0.18% / 0.10% (held-out RMS 0.14% / 0.15%;
+# benchmarks/uncertainty.py). Unless a later half holds nearly all the information on some
+# direction of the parameters (leverage above MAX_LEAVE_OUT_LEVERAGE): a constant run beside a WSD
+# run whose cooldown is in its later half has 1.0000, and the estimate comes out at 10-450%; the
+# MPL pairs have 0.69-0.99. With one curve neither is determined (its later half comes out at
+# 0.04-0.33% on the MPL curves, against held-out errors of 0.1-19%). The discrepancy assumed then:
+# the median of the leave-one-curve-out estimates of the 124M sweep per peak LR (0.16%, 0.22%,
+# 0.19%), in log loss.
+MAX_LEAVE_OUT_LEVERAGE = 0.995
 PRIOR_DISCREPANCY = 0.0019
 
 
@@ -290,28 +298,54 @@ def _newey_west_meat(jac: np.ndarray, res: np.ndarray, curve_index: np.ndarray) 
     return meat
 
 
-def _leave_one_curve_out_discrepancy(jac: np.ndarray, res: np.ndarray, curve_index: np.ndarray) -> float | None:
-    r"""RMS error of each curve's last point predicted by the fit to the other curves, linearised.
+def _left_out_last_errors(jac: np.ndarray, res: np.ndarray, blocks: Sequence[np.ndarray],
+                          lasts: Sequence[int]) -> np.ndarray:
+    r"""The residual of point ``lasts[b]`` after leaving the points ``blocks[b]`` out, linearised.
 
-    Leaving curve ``c`` out moves ``theta`` by one Gauss-Newton step of the remaining objective,
-    ``delta_c = (J^T J - J_c^T J_c)^+ J_c^T r_c`` (the full fit has ``J^T r = 0``), after which
-    its residuals are ``r_c + J_c delta_c`` (the cluster form of the PRESS residual). The last
-    point's stands for the final loss of a run the fit has not seen. Exact to first order in
-    ``delta_c`` and for squared residuals (the fit's Huber loss bends the largest ones): against
-    real refits, each curve's error is within 35% and their RMS within 15%
-    (``tests/test_runs.py::test_leave_one_curve_out_discrepancy_matches_refits``). ``None`` with
-    fewer than ``MIN_CURVES_FOR_DISCREPANCY`` curves.
+    Leaving block ``b`` out moves ``theta`` by one Gauss-Newton step of the remaining objective,
+    ``delta_b = (J^T J - J_b^T J_b)^+ J_b^T r_b`` (the full fit has ``J^T r = 0``), after which
+    point ``i``'s residual is ``r_i + J_i delta_b`` (the cluster form of the PRESS residual). Exact
+    to first order in ``delta_b`` and for squared residuals (the fit's Huber loss bends the largest
+    ones): against real refits, each curve's error is within 35% and their RMS within 15% (whole
+    curves left out) or 25% (later halves;
+    ``tests/test_runs.py::test_held_out_discrepancy_matches_refits``).
     """
-    curves = np.unique(curve_index)
-    if curves.size < MIN_CURVES_FOR_DISCREPANCY:
-        return None
     information = jac.T @ jac
-    last = []
-    for c in curves:
-        jc, rc = jac[curve_index == c], res[curve_index == c]
-        delta = np.linalg.pinv(information - jc.T @ jc) @ (jc.T @ rc)
-        last.append(rc[-1] + jc[-1] @ delta)
-    return float(np.sqrt(np.mean(np.square(last))))
+    errors = []
+    for block, last in zip(blocks, lasts):
+        jb, rb = jac[block], res[block]
+        delta = np.linalg.pinv(information - jb.T @ jb) @ (jb.T @ rb)
+        errors.append(res[last] + jac[last] @ delta)
+    return np.asarray(errors)
+
+
+def _leverage(jac: np.ndarray, block: np.ndarray) -> float:
+    """The largest share of the information on any direction of the parameters that the points
+    ``block`` hold (the top eigenvalue of ``(J^T J)^+ J_b^T J_b``): 1 when the rest leaves a
+    direction undetermined."""
+    return float(np.max(np.linalg.eigvals(np.linalg.pinv(jac.T @ jac) @ (jac[block].T @ jac[block])).real))
+
+
+def _held_out_discrepancy(jac: np.ndarray, res: np.ndarray, curve_index: np.ndarray,
+                          steps: np.ndarray) -> tuple[float, str]:
+    """The model discrepancy and its source: the RMS error of each curve's last point (standing
+    for the final loss of a run the fit has not seen) with that curve left out (``"leave-one-
+    curve-out"``, from ``MIN_CURVES_FOR_DISCREPANCY`` curves), with its later half by steps left
+    out (``"leave-later-half-out"``, two curves, unless the rest leaves the model undetermined),
+    else ``PRIOR_DISCREPANCY`` (``"prior"``). ``steps`` is each point's step."""
+    curves = [np.flatnonzero(curve_index == c) for c in np.unique(curve_index)]
+    lasts = [points[-1] for points in curves]
+    if len(curves) >= MIN_CURVES_FOR_DISCREPANCY:
+        blocks, source = curves, "leave-one-curve-out"
+    elif len(curves) == 2:
+        middles = [(steps[points[0]] + steps[points[-1]]) / 2 for points in curves]
+        blocks, source = [p[steps[p] > m] for p, m in zip(curves, middles)], "leave-later-half-out"
+        if max(_leverage(jac, block) for block in blocks) > MAX_LEAVE_OUT_LEVERAGE:
+            return PRIOR_DISCREPANCY, "prior"
+    else:
+        return PRIOR_DISCREPANCY, "prior"
+    errors = _left_out_last_errors(jac, res, blocks, lasts)
+    return float(np.sqrt(np.mean(np.square(errors)))), source
 
 
 def _check_covariance(method: str) -> None:
@@ -370,9 +404,10 @@ class FitResult:
         iterations: solver steps of the best start.
         discrepancy: the model's own error on a run it was not fitted to (log loss, RMS), which
             prediction bands add to the parameter uncertainty: estimated by leaving each curve
-            out, or ``PRIOR_DISCREPANCY`` with fewer than three curves (see ``discrepancy_source``).
+            out, with two curves each one's later half, with one ``PRIOR_DISCREPANCY`` (see
+            ``discrepancy_source``).
         discrepancy_source: where ``discrepancy`` came from: ``"leave-one-curve-out"``,
-            ``"prior"`` or ``"given"``.
+            ``"leave-later-half-out"``, ``"prior"`` or ``"given"``.
         rising: names of the fitted curves whose loss rises over the curve (the median of their
             last quarter of points above that of their first): no model here describes them.
         ranges: the smallest and largest value of each run setting among the fitted curves:
@@ -602,9 +637,10 @@ def fit(
         discrepancy: the model's own error on a run it was not fitted to, as an RMS log-loss
             error that bands add to the parameter uncertainty (``loss * exp(discrepancy * z)``
             per draw). ``None`` estimates it: the RMS error of each curve's final loss predicted
-            by the fit to the other curves (linearised leave-one-curve-out), or, with fewer than
-            three curves, where that is not determined, ``PRIOR_DISCREPANCY`` (0.19%, the
-            estimate on the 124M sweep). ``0`` gives bands of the parameters alone.
+            by the fit to the other curves (linearised leave-one-curve-out); with two curves,
+            where that is not determined, by the fit without each curve's later half; with one,
+            where neither is, ``PRIOR_DISCREPANCY`` (0.19%, the estimate on the 124M sweep).
+            ``0`` gives bands of the parameters alone.
         progress: report on stderr while fitting: each solve's steps done out of the most it can
             take, the time per step, and so the time left at most (it usually converges sooner).
 
@@ -660,9 +696,8 @@ def fit(
     cov = _covariance(jac, res, curve_index, covariance)
     source = "given"
     if discrepancy is None:
-        discrepancy = _leave_one_curve_out_discrepancy(jac, res, curve_index)
-        source = "prior" if discrepancy is None else "leave-one-curve-out"
-        discrepancy = PRIOR_DISCREPANCY if discrepancy is None else discrepancy
+        discrepancy, source = _held_out_discrepancy(
+            jac, res, curve_index, np.asarray(problem.steps)[np.asarray(problem.step_index)])
     reports = tuple(curve_metrics(c.name, predicted[curve_index == i], c.loss) for i, c in enumerate(curves))
     result = FitResult(
         model=fitted,
