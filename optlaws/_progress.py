@@ -11,8 +11,11 @@ from collections.abc import Callable, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-# Seconds between the lines that say a long step is still running, when stderr is not a terminal.
+# Seconds before the first line that says a long step is still running, when stderr is not a
+# terminal; the wait then doubles up to HEARTBEAT_LONGEST_SECONDS, so that a four-minute fit logs
+# seven such lines, not fifty.
 HEARTBEAT_SECONDS = 5.0
+HEARTBEAT_LONGEST_SECONDS = 60.0
 
 
 def _say(line: str) -> None:
@@ -20,13 +23,17 @@ def _say(line: str) -> None:
 
 
 @contextlib.contextmanager
-def _every(seconds: float, action: Callable[[], None]) -> Iterator[None]:
-    """Call ``action()`` every ``seconds`` (from a thread) while the block runs."""
+def _every(seconds: float, action: Callable[[], None], *, longest: float | None = None) -> Iterator[None]:
+    """Call ``action()`` every ``seconds`` (from a thread) while the block runs; with ``longest``,
+    the wait doubles after each call, up to ``longest``."""
     stop = threading.Event()
 
     def beat():
-        while not stop.wait(seconds):
+        wait = seconds
+        while not stop.wait(wait):
             action()
+            if longest is not None:
+                wait = min(2 * wait, longest)
 
     thread = threading.Thread(target=beat, daemon=True)
     thread.start()
@@ -41,8 +48,9 @@ def _every(seconds: float, action: Callable[[], None]) -> Iterator[None]:
 def status(description: str, *, enabled: bool = True) -> Iterator[None]:
     """Report that the block runs, on stderr (when ``enabled``): for one long jitted call, which
     has no steps to count. On a terminal, a spinner; otherwise (piped, CI, nohup) a line when it
-    starts, one every ``HEARTBEAT_SECONDS`` while it runs, and one when it ends, so that a log
-    shows that the job is alive."""
+    starts, one after ``HEARTBEAT_SECONDS`` while it runs and then at doubling intervals (up to
+    ``HEARTBEAT_LONGEST_SECONDS``), and one when it ends, so that a log shows that the job is
+    alive."""
     if not enabled:
         yield
         return
@@ -52,7 +60,8 @@ def status(description: str, *, enabled: bool = True) -> Iterator[None]:
         return
     started = time.monotonic()
     _say(f"{description} ...")
-    with _every(HEARTBEAT_SECONDS, lambda: _say(f"{description}: running for {time.monotonic() - started:.0f} s")):
+    with _every(HEARTBEAT_SECONDS, lambda: _say(f"{description}: running for {time.monotonic() - started:.0f} s"),
+                longest=HEARTBEAT_LONGEST_SECONDS):
         yield
     _say(f"{description}: done in {time.monotonic() - started:.1f} s")
 
@@ -130,8 +139,8 @@ def solver_steps(description: str, bound: int, *, enabled: bool = True) -> Itera
     """Show the progress of a compiled iterative solve whose steps call :func:`count_step`: the
     steps done out of ``bound`` (the most it can take; it may stop early, converged), the time
     per step, measured from the first step (so not counting compilation), and so the time left at
-    most. On a terminal, a progress bar; otherwise (piped, CI, nohup) a line when it starts, one
-    every ``HEARTBEAT_SECONDS`` and one when it ends."""
+    most. On a terminal, a progress bar; otherwise (piped, CI, nohup) a line when it starts, lines
+    at the heartbeat's doubling intervals (see :func:`status`) and one when it ends."""
     if not enabled:
         yield
         return
@@ -147,7 +156,8 @@ def solver_steps(description: str, bound: int, *, enabled: bool = True) -> Itera
                     yield
             return
         _say(f"{description} (at most {bound} steps) ...")
-        with _every(HEARTBEAT_SECONDS, lambda: _say(f"{description}: {clock.describe()}")):
+        with _every(HEARTBEAT_SECONDS, lambda: _say(f"{description}: {clock.describe()}"),
+                    longest=HEARTBEAT_LONGEST_SECONDS):
             yield
         _say(f"{description}: done in {time.monotonic() - clock.opened:.1f} s ({clock.done} steps)")
     finally:

@@ -7,12 +7,18 @@ from optlaws._example import run_example
 
 
 def test_status_lines_say_a_long_step_is_alive_when_piped(monkeypatch, capsys):
+    """Piped, a long step logs when it starts, at doubling intervals while it runs (after 0.05,
+    0.15, 0.35, 0.75 s: not sixteen lines at a fixed 0.05 s) up to the longest, and when it ends."""
     monkeypatch.setattr(_progress, "HEARTBEAT_SECONDS", 0.05)
     with _progress.status("compiling"):
-        time.sleep(0.3)
+        time.sleep(0.85)
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "compiling ..." and lines[-1].startswith("compiling: done in")
-    assert sum("compiling: running for" in line for line in lines) >= 3
+    assert 3 <= sum("compiling: running for" in line for line in lines) <= 5, lines
+    monkeypatch.setattr(_progress, "HEARTBEAT_LONGEST_SECONDS", 0.1)
+    with _progress.status("capped"):
+        time.sleep(0.85)
+    assert sum("capped: running for" in line for line in capsys.readouterr().err.splitlines()) >= 6
     with _progress.status("quiet", enabled=False):
         pass
     assert capsys.readouterr().err == ""

@@ -87,6 +87,7 @@ def test_screening_and_refining_share_one_compiled_solve(monkeypatch):
 
 def test_a_piped_fit_reports_its_solver_steps_and_the_time_left(monkeypatch, capsys):
     monkeypatch.setattr(_progress, "HEARTBEAT_SECONDS", 0.01)
+    monkeypatch.setattr(_progress, "HEARTBEAT_LONGEST_SECONDS", 0.01)  # a line every 0.01 s
     truth = optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE)
     result = optlaws.fit(optlaws.AdamModel(), synthetic_curves(truth, noise=1e-3), num_starts=4, max_steps=50)
     log = capsys.readouterr().err
