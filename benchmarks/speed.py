@@ -77,6 +77,7 @@ def main():
     joint = schaipp_runs(root)
     schaipp = fit_times(joint, free=optlaws.AdamModel.default_free)
     sweep = fit_times(joint)  # fit's own choice for runs at several peak LRs: AdamModel.sweep_free
+    transfer = fit_times(joint, free=optlaws.AdamModel.transfer_free)
     lines = [
         f"Machine: {machine()}.\n",
         "Fit of `AdamModel` (8 starts, float64), first call with compilation / a second call of the same shape:\n",
@@ -87,6 +88,8 @@ def main():
         f"{sum(map(len, joint))} ({len(joint)} curves) | {schaipp[0]:.1f} | {schaipp[1]:.1f} |",
         f"| the same, `sweep_free` ({len(optlaws.AdamModel.sweep_free)}: fit's default for runs at several peak "
         f"LRs) | {sum(map(len, joint))} ({len(joint)} curves) | {sweep[0]:.1f} | {sweep[1]:.1f} |",
+        f"| the same, `transfer_free` ({len(optlaws.AdamModel.transfer_free)}: opt-in, `--free transfer`) | "
+        f"{sum(map(len, joint))} ({len(joint)} curves) | {transfer[0]:.1f} | {transfer[1]:.1f} |",
         "",
         "| model | block | schedules in batch | seconds per batch | schedule-steps / s |",
         "|---|---|---|---|---|",
