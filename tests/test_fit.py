@@ -67,7 +67,7 @@ def test_mechanisms_that_are_off_start_positive_only_where_freed():
 
 
 def test_screening_and_refining_share_one_compiled_solve(monkeypatch):
-    """The step budget is traced, not static: the starts' 30 screening steps and the best two's
+    """The step budget is traced, not static: the starts' 10 screening steps and the best two's
     refinement (and a later fit of the same shape with another ``max_steps``) are traced once."""
     from optlaws import _fit
 
@@ -91,8 +91,8 @@ def test_a_piped_fit_reports_its_solver_steps_and_the_time_left(monkeypatch, cap
     truth = optlaws.AdamModel(reference_lr=3e-4).replace(**TRUE)
     result = optlaws.fit(optlaws.AdamModel(), synthetic_curves(truth, noise=1e-3), num_starts=4, max_steps=50)
     log = capsys.readouterr().err
-    screening, refining = "4 starts, 30 steps each", "the best 2 to convergence"
-    assert f"{screening} (at most 62 steps) ..." in log and f"{refining} (at most 51 steps) ..." in log
+    screening, refining = "4 starts, 10 steps each", "the best 2 to convergence"
+    assert f"{screening} (at most 22 steps) ..." in log and f"{refining} (at most 51 steps) ..." in log
     ticks = [tuple(map(int, m)) for m in re.findall(r"step (\d+)/(\d+), \d+ s, at most \d+ s left", log)]
     assert ticks and all(0 < done <= bound for done, bound in ticks), log
     # The refined batch took about as many steps as its slowest start (one more to start).

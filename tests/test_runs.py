@@ -159,8 +159,9 @@ def test_fit_reuses_its_objective():
 def test_the_solver_linearises_the_residuals_by_their_jacobian():
     """Levenberg-Marquardt sees the residuals through a rule that takes their Jacobian in one
     forward-mode pass; linearised (and vmapped over starts, as the fit runs them) it must give
-    the residuals and Jacobian of plain autodiff."""
-    from optlaws._fit import FitProblem, _huber_residuals, _solver_residuals
+    the residuals and Jacobian of plain autodiff, and, as auxiliary output, the log residuals,
+    their Jacobian and the predictions."""
+    from optlaws._fit import FitProblem, _huber_as_least_squares, _solver_residuals
 
     truth = truth_model()
     curves = synthetic(truth, {"cosine": optlaws.cosine(3e-4, 24000, final=3e-5, warmup=2160)})
@@ -171,15 +172,44 @@ def test_the_solver_linearises_the_residuals_by_their_jacobian():
         thetas = jnp.stack([center, center + 0.3])
 
         def linearised(theta):
-            residuals, linear = jax.linearize(lambda t: _solver_residuals(t, problem), theta)
-            return residuals, jax.vmap(linear)(jnp.eye(theta.size, dtype=theta.dtype)).T
+            residuals, linear, aux = jax.linearize(lambda t: _solver_residuals(t, problem), theta, has_aux=True)
+            return residuals, jax.vmap(linear)(jnp.eye(theta.size, dtype=theta.dtype)).T, aux
 
-        residuals, jacobian = jax.vmap(linearised)(thetas)
-        for theta, r, j in zip(thetas, residuals, jacobian):
+        def huber_residuals(theta):
+            return _huber_as_least_squares(problem.residuals(theta), problem.huber_delta)
+
+        residuals, jacobian, (log_residuals, log_jacobian, predicted) = jax.vmap(linearised)(thetas)
+        for i, theta in enumerate(thetas):
             # differences of O(1) log losses: exact to about one rounding in absolute terms
-            np.testing.assert_allclose(r, _huber_residuals(theta, problem), rtol=1e-12, atol=1e-14)
-            np.testing.assert_allclose(j, jax.jacrev(_huber_residuals)(theta, problem), rtol=1e-8, atol=1e-12)
+            np.testing.assert_allclose(residuals[i], huber_residuals(theta), rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(jacobian[i], jax.jacrev(huber_residuals)(theta), rtol=1e-8, atol=1e-12)
+            np.testing.assert_allclose(log_residuals[i], problem.residuals(theta), rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(log_jacobian[i], jax.jacrev(problem.residuals)(theta), rtol=1e-8, atol=1e-12)
+            np.testing.assert_allclose(predicted[i], problem.predictions(theta), rtol=1e-12)
         assert np.abs(residuals[1]).max() > 1e-4
+
+
+@pytest.mark.parametrize("step_cap", [1, 4, 300])
+def test_the_solve_returns_the_linearisation_at_its_solution(step_cap):
+    """The objective, Jacobian and predictions a solve returns are those of the parameters it
+    returns, whether it converged or was stopped right after an accepted step."""
+    from optlaws._fit import FitProblem, _linearised, _solve
+
+    truth = truth_model()
+    curves = synthetic(truth, {"cosine": optlaws.cosine(3e-4, 24000, final=3e-5, warmup=2160),
+                               "constant": optlaws.constant(3e-4, 24000, warmup=2160)})
+    with optlaws.float64():
+        problem = FitProblem.build(in_float64(truth), optlaws.AdamModel.default_free, curves)
+        center = np.asarray(problem.parameters.to_theta(problem.base))
+        thetas, objectives, _, steps, residuals, jacobians, predictions = _solve(
+            problem, center + np.array([[0.0] * center.size, [0.2] * center.size, [-0.2] * center.size]), step_cap)
+        assert steps.max() <= step_cap
+        for i, theta in enumerate(thetas):
+            res, jac, predicted = _linearised(problem, theta)
+            np.testing.assert_allclose(residuals[i], res, rtol=1e-10, atol=1e-14)
+            np.testing.assert_allclose(jacobians[i], jac, rtol=1e-8, atol=1e-12)
+            np.testing.assert_allclose(predictions[i], predicted, rtol=1e-12)
+            assert objectives[i] == pytest.approx(float(problem.objective(jnp.asarray(theta))), rel=1e-10)
 
 
 def noisy_curves(truth, schedules, seed, scale=2e-3):

@@ -6,6 +6,7 @@ import abc
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import gammaln
 from jaxtyping import Array, ArrayLike, Float
 
@@ -93,7 +94,7 @@ class PowerLawSpectrum(AbstractSpectrum):
             low, high = span
             if not 0 < low < high:
                 raise ValueError(f"`span` must be (low, high) with 0 < low < high, got {span!r}.")
-            curvatures = jnp.geomspace(low / reference_lr, high / reference_lr, num_modes)
+            curvatures = np.geomspace(low / reference_lr, high / reference_lr, num_modes)  # no program to compile
         self.curvatures = jnp.asarray(curvatures, dtype=float)
         self.signal_amplitude = jnp.asarray(signal_amplitude, dtype=float)
         self.signal_exponent = jnp.asarray(signal_exponent, dtype=float)
