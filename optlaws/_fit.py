@@ -155,7 +155,11 @@ class FitProblem(eqx.Module):
         return jnp.where(ok, self.log_observed - jnp.log(jnp.where(ok, predicted, 1.0)), 1.0)
 
     def objective(self, theta: Float[Array, " p"]) -> Float[Array, ""]:
-        return jnp.sum(huber(self.residuals(theta), self.huber_delta))
+        return self.objective_of(self.residuals(theta))
+
+    def objective_of(self, residuals: Float[Array, " n"]) -> Float[Array, ""]:
+        """:meth:`objective` of given log residuals."""
+        return jnp.sum(huber(residuals, self.huber_delta))
 
 
 def _chunks(starts: int) -> int:
@@ -265,7 +269,7 @@ def _solve_batch(problem: FitProblem, thetas, step_cap):
         solution = optx.least_squares(residuals, solver, theta0, args=problem, has_aux=True,
                                       options={"step_cap": step_cap}, max_steps=None, throw=False)
         log_residuals, jacobian, predicted = solution.aux
-        return (solution.value, jnp.sum(huber(log_residuals, problem.huber_delta)),
+        return (solution.value, problem.objective_of(log_residuals),
                 solution.result == optx.RESULTS.successful, solution.stats["num_steps"],
                 log_residuals, jacobian, predicted)
 
