@@ -54,8 +54,13 @@ def _records(path: Path) -> Iterator[bytes]:
             continue
         checksum, length, kind = CHUNK_HEADER.unpack_from(data, offset)
         start = offset + CHUNK_HEADER.size
+        if kind == 0:  # preallocated zeros: the end
+            return
+        if length > left - CHUNK_HEADER.size:  # a writer never lets a chunk cross its block
+            raise InvalidCurveError(f"{path}: damaged at byte {offset} (a chunk of {length} bytes "
+                                    f"runs past its {BLOCK // 1024} KiB block).")
         chunk = data[start:start + length]
-        if kind == 0 or len(chunk) < length:  # preallocated zeros or a chunk cut short: the end
+        if len(chunk) < length:  # cut short by the end of the file: a run still being written
             return
         if zlib.crc32(chunk, zlib.crc32(bytes([kind]))) != checksum:
             raise InvalidCurveError(f"{path}: damaged at byte {offset} (checksum mismatch).")

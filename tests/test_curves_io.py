@@ -383,9 +383,11 @@ def test_wandb_run_folder_written_by_wandb(tmp_path, monkeypatch, capsys):
     assert 0 < len(partial) < steps.size
     np.testing.assert_array_equal(partial.steps, steps[:len(partial)])
     damaged = tmp_path / "damaged.wandb"
-    damaged.write_bytes(data[:20000] + bytes([data[20000] ^ 0xFF]) + data[20001:])
-    with pytest.raises(optlaws.InvalidCurveError, match="damaged at byte .*checksum"):
-        optlaws.read_curve(damaged)
+    # The second block opens with a chunk header: CRC-32 (bytes 0-3), length (4-5), type (6).
+    for byte, problem in [(32768, "damaged at byte 32768 .checksum"), (32773, "damaged at byte 32768 .* past its 32 KiB block")]:
+        damaged.write_bytes(data[:byte] + bytes([data[byte] ^ 0xFF]) + data[byte + 1:])
+        with pytest.raises(optlaws.InvalidCurveError, match=problem):
+            optlaws.read_curve(damaged)
     (tmp_path / "other.wandb").write_bytes(b"not a run")
     with pytest.raises(optlaws.InvalidCurveError, match="not a W&B run file"):
         optlaws.read_curve(tmp_path / "other.wandb")
