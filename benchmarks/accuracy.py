@@ -94,7 +94,7 @@ def main():
     parser.add_argument("--models", nargs="+", default=list(optlaws.MODELS))
     parser.add_argument("--sizes", nargs="+", default=["25M", "100M"])
     parser.add_argument("--protocols", nargs="+", default=["2", "3"])
-    parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
+    parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md and the figures alone")
     args = parser.parse_args()
     root = data_root()
 
@@ -136,7 +136,7 @@ def main():
                 summary_lines.append(
                     f"| 3-curve | {size} | MPL paper (published figures) | {r2:.4f} | {mean:.3%} | {worst:.3%} | | | | | | |"
                 )
-    for size, fitted in figures.items():
+    for size, fitted in (figures.items() if not args.no_write else ()):
         curves = [optlaws.load_mpl(size, n, root=root) for n in optlaws.MPL_CURVES]
         for model_name, model in fitted:
             preds = [optlaws.predict(model, c.run, name=c.name) for c in curves]
