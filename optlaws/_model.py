@@ -56,6 +56,10 @@ class AbstractLossModel(eqx.Module):
     """
 
     default_free: ClassVar[tuple[str, ...]] = ()
+    # Whether an evaluation holds arrays over every step of the run (a law: memory O(T) per run),
+    # not a state advanced segment by segment; batched evaluations of many models bound by it how
+    # many they hold at once.
+    holds_every_step: ClassVar[bool] = True
 
     def free_for(self, curves: Sequence) -> tuple[str, ...]:
         """The parameters :func:`optlaws.fit` fits to ``curves`` unless told otherwise:

@@ -48,9 +48,9 @@ class Prediction:
 
     @property
     def diverged_at(self) -> int | None:
-        """First step whose predicted loss is not finite, or ``None``."""
-        bad = ~np.isfinite(self.loss)
-        return int(self.steps[np.argmax(bad)]) if bad.any() else None
+        """First step from which the predicted loss is not finite (:func:`first_blow_up`), or ``None``."""
+        first = int(first_blow_up(self.loss))
+        return int(self.steps[first]) if first >= 0 else None
 
     def to_csv(self, path) -> None:
         """Write columns ``step,lr,loss`` (and ``loss_low,loss_high`` with a band) to a file or an
@@ -62,14 +62,19 @@ class Prediction:
 def first_blow_up(losses, last=None):
     """Index of the first point whose loss is not finite or exceeds ``DIVERGENCE_RATIO`` times its
     running minimum (the rule for observed curves), or ``-1``; traceable, for batched checks.
-    With ``last``, the points after it (a padded run's steps past its own end) hold its loss."""
+    With ``last``, the points after it (a padded run's steps past its own end) hold its loss.
+
+    A loss that is not finite before a finite one is not a blow-up: a law's power law in the LR
+    area is infinite until the run has moved (a warmup from zero), and a diverged run never
+    comes back."""
     xp = array_module(losses, last)
     if last is not None:
         losses = xp.where(xp.arange(losses.shape[0]) <= last, losses, losses[last])
     finite = xp.isfinite(losses) & (losses > 0)
-    cummin = jax.lax.cummin if xp is jnp else np.minimum.accumulate
+    cummin, cummax = (jax.lax.cummin, jax.lax.cummax) if xp is jnp else (np.minimum.accumulate, np.maximum.accumulate)
     running_min = cummin(xp.where(finite, losses, xp.inf))
-    blown = ~finite | (losses > DIVERGENCE_RATIO * running_min)
+    finite_from_here = cummax(finite[::-1].astype(int))[::-1] > 0
+    blown = ~finite_from_here | (losses > DIVERGENCE_RATIO * running_min)
     return xp.where(blown.any(), xp.argmax(blown), -1)
 
 

@@ -2,6 +2,7 @@
 
 import json
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -40,6 +41,49 @@ def test_ranking_sorts_the_models_own_predictions_whatever_the_chunks():
     chunked = optlaws.rank(model, runs, band=None, chunk_size=3, progress_bar=False)
     assert chunked.names == ranking.names
     np.testing.assert_allclose(chunked.final_loss, ranking.final_loss, rtol=1e-12)
+
+
+@pytest.mark.parametrize("law", [optlaws.PowerLaw(), optlaws.MultiPowerLaw(), optlaws.AnnealingLaw(annealing=0.1),
+                                 optlaws.ConvexBound()], ids=lambda law: type(law).__name__)
+def test_a_law_is_ranked_not_marked_diverged(law):
+    """A law's power law in the LR area is infinite until a warmup from zero has moved the run:
+    that first checked step is no blow-up (every candidate was once marked diverged at step 1)."""
+    runs = candidates()
+    finals = [optlaws.predict(law, r, steps=[r.total_steps]).final_loss for r in runs]
+    prediction = optlaws.predict(law, runs[0], steps=[1, 50, 3000])
+    assert prediction.loss[0] == np.inf and np.isfinite(prediction.loss[1:]).all()
+    assert prediction.diverged_at is None
+    ranking = optlaws.rank(law, runs, band=None, progress_bar=False)
+    assert (ranking.diverged_at == -1).all()
+    # MultiPowerLaw's quadrature grid follows the (padded) run's LR area: within its 1e-6
+    np.testing.assert_allclose(ranking.final_loss, np.sort(finals), rtol=1e-6)
+
+
+def test_a_law_draws_in_groups_as_it_would_all_at_once(monkeypatch):
+    """A law holds every step in memory, so its parameter draws are evaluated a group at a time
+    (``RUN_STEPS_AT_ONCE``): the same bands and p_best as all draws at once."""
+    import optlaws._rank
+
+    law = optlaws.MultiPowerLaw(loss_inf=2.5, drop_amplitude=300.0, drop_scale=2.0, drop_exponent=0.6)
+    parameters = optlaws.ParameterMap.of(law, ("exponent", "drop_amplitude"))
+    with optlaws.float64():
+        uncertainty = optlaws.ParameterUncertainty(parameters, parameters.to_theta(law), np.diag([1e-4, 0.01]), 0.0)
+    runs = candidates()
+    together = optlaws.rank(law, runs, uncertainty=uncertainty, num_samples=16, progress_bar=False)
+    monkeypatch.setattr(optlaws._rank, "RUN_STEPS_AT_ONCE", 3 * len(runs) * 3000)  # 3 draws at once
+    grouped = optlaws.rank(law, runs, uncertainty=uncertainty, num_samples=16, progress_bar=False)
+    assert grouped.names == together.names and np.ptp(together.p_best) > 0
+    for field in ("final_loss", "loss_low", "loss_high", "p_best"):
+        np.testing.assert_allclose(getattr(grouped, field), getattr(together, field), rtol=1e-12)
+
+
+def test_first_blow_up_is_where_the_loss_leaves_for_good():
+    from optlaws._predict import first_blow_up
+
+    for losses, first in [([np.inf, 5.0, 4.0], -1), ([3.0, np.inf, np.inf], 1), ([3.0, 2.0, 3.5], 2),
+                          ([3.0, np.nan, 2.0, np.inf], 3), ([np.inf, np.inf], 0)]:
+        assert int(first_blow_up(np.array(losses))) == first
+        assert int(first_blow_up(jnp.array(losses))) == first
 
 
 def test_float32_ranking_agrees_with_float64():

@@ -198,6 +198,7 @@ class AbstractSDEModel(AbstractLossModel):
     block: int = eqx.field(static=True)
     dynamics: str = eqx.field(static=True)
 
+    holds_every_step: ClassVar[bool] = False  # the moments advance segment by segment
     default_free: ClassVar[tuple[str, ...]] = (
         "loss_inf",
         "signal_amplitude",
