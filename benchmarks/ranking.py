@@ -2,8 +2,8 @@
 
 For each peak LR that has 15k-step runs (5e-4, 1e-3, 2e-3): fit ``AdamModel`` (the default free
 parameters; with the structural ones free as well; with the area ceiling free as well; with the
-area ceiling and the weight norm's initial value, chosen by a screen on these runs) to that
-LR's 15k runs plus the constant-LR trunk cut at step 15000, then rank the LR's 25k runs (WSD with
+area ceiling and the weight norm's initial value, chosen by a screen on these runs), and the
+Multi-Power Law as the closed-form baseline, to that LR's 15k runs plus the constant-LR trunk cut at step 15000, then rank the LR's 25k runs (WSD with
 10-90% linear or 1-sqrt cooldowns, cosine to 10% and to 0) with ``optlaws.rank`` by their loss at
 the last logged step (24800). Reported: Spearman rank correlation of predicted vs real loss,
 regret of the predicted best (its real loss minus the best real one), top-1 and top-2 hits (the
@@ -15,7 +15,7 @@ norm's equilibrium exponent too, then with the sharpening as well, ``transfer_fr
 ranking all 25k runs of all four LRs, and then each LR's 25k runs among themselves (rows "LR of
 ..."; their time is the ranking's alone).
 
-    python benchmarks/ranking.py [--no-write]        (about 10 minutes on 2 cores)
+    python benchmarks/ranking.py [--no-write]        (about 15 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -32,13 +32,16 @@ from _common import data_root, machine, report, schaipp_runs, spearman
 LRS = ("0.0005", "0.001", "0.002")
 TRUNK_CUT = 15000
 STRUCTURAL = ("noise_exponent", "norm_init", "mobility_exponent")
-CONFIGS = {
-    "default free": optlaws.AdamModel.default_free,
-    "+ structural": optlaws.AdamModel.default_free + STRUCTURAL,
-    "+ area ceiling": optlaws.AdamModel.default_free + ("area_ceiling",),
+ADAM = optlaws.AdamModel()
+CONFIGS = {  # row name -> (model, free parameters; None: the model's own default)
+    "default free": (ADAM, optlaws.AdamModel.default_free),
+    "+ structural": (ADAM, optlaws.AdamModel.default_free + STRUCTURAL),
+    "+ area ceiling": (ADAM, optlaws.AdamModel.default_free + ("area_ceiling",)),
     # chosen after a screen of free sets on these same runs (RESULTS.md, "Ranking"): an upper
     # estimate of what a free set can do here, not an unbiased one
-    "+ area ceiling + norm init": optlaws.AdamModel.default_free + ("area_ceiling", "norm_init"),
+    "+ area ceiling + norm init": (ADAM, optlaws.AdamModel.default_free + ("area_ceiling", "norm_init")),
+    # the closed-form baseline the SDE model is measured against
+    "Multi-Power Law": (optlaws.MultiPowerLaw(), None),
 }
 # One landscape for every peak LR (docs/model.md "Across peak learning rates"): row name -> free.
 ONE_LANDSCAPE = {
@@ -102,15 +105,15 @@ def trunk_lrs(curves) -> set:
     return {float(np.max(np.asarray(c.run.lr))) for c in curves if c.run.total_steps == 50000}
 
 
-def fitted(train, free) -> optlaws.FitResult:
+def fitted(train, model, free) -> optlaws.FitResult:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optlaws.FitWarning)
-        return optlaws.fit(optlaws.AdamModel(), train, free=free, progress=False)
+        return optlaws.fit(model, train, free=free, progress=False)
 
 
-def evaluate(train, held, free) -> dict:
+def evaluate(train, held, model, free) -> dict:
     started = time.perf_counter()
-    return ranked(fitted(train, free), train, held, started)
+    return ranked(fitted(train, model, free), train, held, started)
 
 
 def ranked(result, train, held, started) -> dict:
@@ -146,16 +149,16 @@ def main():
     args = parser.parse_args()
     root = data_root()
     rows = {}
-    for config, free in CONFIGS.items():
+    for config, (model, free) in CONFIGS.items():
         for lr in LRS:
             rows[f"{float(lr):g}, {config}"] = evaluate(training_runs(root, lr), schaipp_runs(root, lr, horizon=25000),
-                                                        free)
+                                                        model, free)
             print(lr, config, rows[f"{float(lr):g}, {config}"], flush=True)
     every = [c for lr in LRS for c in training_runs(root, lr)]
     every.append(schaipp_runs(root, "0.0001", horizon=50000)[0].until(TRUNK_CUT))
     for name, free in ONE_LANDSCAPE.items():
         started = time.perf_counter()
-        result = fitted(every, free)
+        result = fitted(every, ADAM, free)
         rows[name] = ranked(result, every, schaipp_runs(root, horizon=25000), started)
         print(name, rows[name], flush=True)
         # the same landscape, each peak LR's 25k runs ranked among themselves (the per-LR protocol)
