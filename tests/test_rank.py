@@ -45,7 +45,7 @@ def test_ranking_sorts_the_models_own_predictions_whatever_the_chunks():
 
 @pytest.mark.parametrize("law", [optlaws.PowerLaw(), optlaws.MultiPowerLaw(), optlaws.AnnealingLaw(annealing=0.1),
                                  optlaws.ConvexBound()], ids=lambda law: type(law).__name__)
-def test_a_law_is_ranked_not_marked_diverged(law):
+def test_a_law_is_ranked_not_marked_diverged(law, tmp_path, capsys):
     """A law's power law in the LR area is infinite until a warmup from zero has moved the run:
     that first checked step is no blow-up (every candidate was once marked diverged at step 1)."""
     runs = candidates()
@@ -57,6 +57,10 @@ def test_a_law_is_ranked_not_marked_diverged(law):
     assert (ranking.diverged_at == -1).all()
     # MultiPowerLaw's quadrature grid follows the (padded) run's LR area: within its 1e-6
     np.testing.assert_allclose(ranking.final_loss, np.sort(finals), rtol=1e-6)
+    optlaws.save_model(tmp_path / "fitted.json", law)
+    (tmp_path / "candidates.txt").write_text("cosine:peak=1e-3,total=3000,warmup=100\nlinear:peak=1e-3,total=3000,warmup=100\n")
+    assert main(["search", str(tmp_path / "fitted.json"), "--candidates", str(tmp_path / "candidates.txt"), "--json"]) == 0
+    assert [row["diverged_at"] for row in json.loads(capsys.readouterr().out)] == [None, None]
 
 
 def test_a_law_draws_in_groups_as_it_would_all_at_once(monkeypatch):
