@@ -1,6 +1,7 @@
 import csv
 import json
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -347,7 +348,25 @@ def wandb_offline_run(tmp_path, monkeypatch, schedule, steps, loss):
         wandb.log(row, step=step)
     run.finish()
     (folder,) = (tmp_path / "wandb").glob("offline-run-*")
+    deadline = time.monotonic() + 60
+    while not _has_exit_record(folder) and time.monotonic() < deadline:
+        time.sleep(0.1)
     return folder
+
+
+def _has_exit_record(folder) -> bool:
+    """Whether W&B's service has written the run's exit record, its last: ``run.finish()`` may
+    return before it has (seen under load: 139 of 145 history rows in the log)."""
+    from wandb.proto import wandb_internal_pb2
+
+    from optlaws._wandb import _records, run_file
+
+    for data in _records(run_file(folder)):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(data)
+        if record.WhichOneof("record_type") == "exit":
+            return True
+    return False
 
 
 def test_wandb_run_folder_written_by_wandb(tmp_path, monkeypatch, capsys):
