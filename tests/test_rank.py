@@ -63,9 +63,11 @@ def test_a_law_is_ranked_not_marked_diverged(law, tmp_path, capsys):
     assert [row["diverged_at"] for row in json.loads(capsys.readouterr().out)] == [None, None]
 
 
-def test_a_law_draws_in_groups_as_it_would_all_at_once(monkeypatch):
-    """A law holds every step in memory, so its parameter draws are evaluated a group at a time
-    (``RUN_STEPS_AT_ONCE``): the same bands and p_best as all draws at once."""
+@pytest.mark.parametrize("runs_at_once", [21, 3])
+def test_a_law_draws_in_groups_as_it_would_all_at_once(monkeypatch, runs_at_once):
+    """A law holds every step in memory, so its candidates and parameter draws are evaluated a
+    group at a time (``RUN_STEPS_AT_ONCE``: here 21 run-lengths, all 7 candidates and 3 draws at
+    once, or 3, three candidates and one draw): the same bands and p_best as all at once."""
     import optlaws._rank
 
     law = optlaws.MultiPowerLaw(loss_inf=2.5, drop_amplitude=300.0, drop_scale=2.0, drop_exponent=0.6)
@@ -74,7 +76,7 @@ def test_a_law_draws_in_groups_as_it_would_all_at_once(monkeypatch):
         uncertainty = optlaws.ParameterUncertainty(parameters, parameters.to_theta(law), np.diag([1e-4, 0.01]), 0.0)
     runs = candidates()
     together = optlaws.rank(law, runs, uncertainty=uncertainty, num_samples=16, progress_bar=False)
-    monkeypatch.setattr(optlaws._rank, "RUN_STEPS_AT_ONCE", 3 * len(runs) * 3000)  # 3 draws at once
+    monkeypatch.setattr(optlaws._rank, "RUN_STEPS_AT_ONCE", runs_at_once * 3000)
     grouped = optlaws.rank(law, runs, uncertainty=uncertainty, num_samples=16, progress_bar=False)
     assert grouped.names == together.names and np.ptp(together.p_best) > 0
     for field in ("final_loss", "loss_low", "loss_high", "p_best"):
