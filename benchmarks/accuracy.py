@@ -123,7 +123,7 @@ def main():
                     detail_lines.append(
                         f"| {r['curve']} | {r['r2']:.4f} | {r['mean']:.3%} | {r['worst']:.3%} | {r['final']:.3%} | {r['gap']:.2f} |"
                     )
-                if protocol == "2":
+                if protocol == "2" and not args.no_write:
                     figures.setdefault(size, []).append((model_name, result.model))
         if protocol == "3":
             for size in args.sizes:
@@ -136,7 +136,7 @@ def main():
                 summary_lines.append(
                     f"| 3-curve | {size} | MPL paper (published figures) | {r2:.4f} | {mean:.3%} | {worst:.3%} | | | | | | |"
                 )
-    for size, fitted in (figures.items() if not args.no_write else ()):
+    for size, fitted in figures.items():
         curves = [optlaws.load_mpl(size, n, root=root) for n in optlaws.MPL_CURVES]
         for model_name, model in fitted:
             preds = [optlaws.predict(model, c.run, name=c.name) for c in curves]

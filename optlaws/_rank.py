@@ -101,20 +101,21 @@ def final_losses(models, runs: Run, steps, last):
     """Loss at ``steps[last[i]]`` of every run ``i`` (axis 1) under every model of a batch (axis 0).
     A law holds arrays over every step (``holds_every_step``), so its models go in groups of at
     most ``RUN_STEPS_AT_ONCE`` run-steps."""
-    count = jax.tree_util.tree_leaves(models)[0].shape[0]
-    at_once = count
+    at_once = None
     if models.holds_every_step:
-        at_once = max(1, min(count, RUN_STEPS_AT_ONCE // runs.lr.size))
+        count = jax.tree_util.tree_leaves(models)[0].shape[0]
+        at_once = max(1, RUN_STEPS_AT_ONCE // runs.lr.size)
+        at_once = None if at_once >= count else at_once
     return _final_losses(models, runs, steps, last, at_once)
 
 
 @eqx.filter_jit
-def _final_losses(models, runs: Run, steps, last, at_once: int):
+def _final_losses(models, runs: Run, steps, last, at_once: int | None):
+    """Every model in one vmap (``at_once=None``), or ``at_once`` of them at a time."""
     def of(model):
         return jax.vmap(lambda run, i: model.loss(run, steps)[i])(runs, last)
 
-    count = jax.tree_util.tree_leaves(models)[0].shape[0]
-    return jax.vmap(of)(models) if at_once >= count else jax.lax.map(of, models, batch_size=at_once)
+    return jax.vmap(of)(models) if at_once is None else jax.lax.map(of, models, batch_size=at_once)
 
 
 def rank(
