@@ -150,4 +150,5 @@ class LeastSquaresProblem(eqx.Module):
         precondition = 1.0 / (jnp.sqrt(noise_var) + eps)
         spectrum = DiscreteSpectrum(precondition * h, signal, precondition * noise_var / 4.0)
         return AdamModel(spectrum=spectrum, loss_inf=self.loss_inf, reference_batch_size=self.batch_size,
-                         norm_init=1.0, reference_weight_decay=0.0, mobility_exponent=1.0, block=block)
+                         norm_init=1.0, reference_weight_decay=0.0, mobility_exponent=1.0,
+                         signal_mobility_exponent=1.0, block=block)

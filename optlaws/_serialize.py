@@ -104,6 +104,8 @@ class Fitted:
 LATER_FIELDS = {"sharpness_init", "sharpness_floor", "flattening_rate", "area_ceiling", "ceiling_exponent",
                 "peak_floor", "norm_exponent", "reference_weight_decay", "sharpening_start", "sharpening_time",
                 "sharpening_clock_exponent"}
+# Fields added later that equalled another field before: a file without one predicts as before.
+LATER_FIELDS_COPIED = {"signal_mobility_exponent": "mobility_exponent"}
 # Fields of unreleased experiments that files may carry, switched off, and why they are gone.
 RETIRED_FIELDS = {
     "curvature_ceiling": "a cap on the curvatures at c / (peak LR), replaced by `area_ceiling` because its "
@@ -151,7 +153,8 @@ def strict_json(value: Any) -> Any:
 
 def _decode(node: Any, run_settings: dict | None = None, where: str = "model") -> Any:
     """Rebuild a stored object; with ``run_settings``, version-1 run fields move there. Every
-    field the class stores must be present (except :data:`LATER_FIELDS`): a missing one would
+    field the class stores must be present (except :data:`LATER_FIELDS`, and those of
+    :data:`LATER_FIELDS_COPIED`, which take their former value): a missing one would
     silently take the constructor's default and change every prediction."""
     if isinstance(node, dict) and "type" in node:
         classes = serializable_classes()
@@ -169,6 +172,9 @@ def _decode(node: Any, run_settings: dict | None = None, where: str = "model") -
             if name in fields and fields.pop(name) != 0:
                 raise ValueError(f"`{where}.{name}` is no longer supported: {why}.")
         stored = {f.name for f in dataclasses.fields(cls)}
+        for name, source in LATER_FIELDS_COPIED.items():
+            if name in stored and name not in fields and source in fields:
+                fields[name] = fields[source]
         missing = sorted(stored - set(fields) - LATER_FIELDS)
         if missing:
             raise ValueError(f"`{where}` ({node['type']}) lacks {', '.join(f'`{m}`' for m in missing)}.")

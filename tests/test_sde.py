@@ -111,7 +111,7 @@ def test_batch_size_scaling_rules():
     steps, quarter = np.array([2000, 4000]), np.array([500, 1000])
     for cls, lr_factor in ((optlaws.AdamModel, 2.0), (optlaws.SGDModel, 4.0)):
         model = cls(reference_batch_size=64.0, norm_init=1.0, reference_lr=1e-3, mobility_exponent=0.6,
-                    dynamics="sde", loss_inf=2.0, reference_weight_decay=0.0)
+                    signal_mobility_exponent=0.8, dynamics="sde", loss_inf=2.0, reference_weight_decay=0.0)
         small = optlaws.Run(optlaws.constant(1e-3, 2000) + optlaws.constant(2e-4, 2000),
                             batch_size=64.0, weight_decay=0.0)
         large = optlaws.Run(optlaws.constant(1e-3 * lr_factor, 500) + optlaws.constant(2e-4 * lr_factor, 500),
@@ -180,6 +180,27 @@ def test_mobility_sets_relaxation_rate_not_noise_floor():
     assert np.all(losses[0.6][:3] < losses[1.0][:3])
 
 
+def test_signal_and_noise_relax_at_mobilities_of_their_own():
+    """After a drop from ``high`` to ``low`` the signal relaxes at ``low (low / high)^(q - 1)``
+    (``q = signal_mobility_exponent``) and the noise at ``low (low / high)^(p - 1)``, each mode's
+    loss in closed form; ``q`` leaves the noise alone and ``p`` the signal."""
+    h, signal, weight, high, low = 40.0, 0.5, 2.0, 1e-3, 1e-4
+    steps = np.array([10, 100, 1000, 5000])
+    with optlaws.float64():
+        schedule = optlaws.Run(optlaws.constant(high, 2000) + optlaws.constant(low, 5000), weight_decay=0.0)
+        spectrum = optlaws.DiscreteSpectrum([h], [signal], [weight])
+        for p, q in ((0.6, 0.8), (0.8, 0.6), (0.7, 1.0)):
+            model = optlaws.AdamModel(spectrum=spectrum, loss_inf=0.0, norm_init=1.0, reference_weight_decay=0.0,
+                                      reference_lr=high, mobility_exponent=p, signal_mobility_exponent=q,
+                                      dynamics="sde", block=1)
+            at_drop = signal * np.exp(-2 * h * high * 2000)
+            noise_at_drop = high * weight * (1 - np.exp(-2 * h * high * 2000))
+            signal_rate, noise_rate = (low * (low / high) ** (e - 1) for e in (q, p))
+            expected = (at_drop * np.exp(-2 * h * signal_rate * steps)
+                        + low * weight + (noise_at_drop - low * weight) * np.exp(-2 * h * noise_rate * steps))
+            np.testing.assert_allclose(model.loss(schedule, 2000 + steps), expected, rtol=1e-9)
+
+
 def test_mobility_gradient_is_finite_through_a_zero_learning_rate():
     """Zero LRs at the start (``lr_max = 0``) and after the decay (``lr / lr_max = 0``), step by step."""
     schedule = optlaws.cosine(3e-4, 3000, warmup=300) + optlaws.constant(0.0, 50)
@@ -237,7 +258,9 @@ def test_moments_agree_with_diffrax_paths():
         mobile = dataclasses.replace(continuous, mobility_exponent=jnp.asarray(0.5))
         paths = optlaws.sample_paths(mobile, schedule, steps, num_paths=400, key=3, dt=0.2,
                                      solver=diffrax.Heun())
-        for model, agrees in ((mobile, True), (continuous, False)):
+        # The paths' mean follows the signal's mobility (SGD's: q = 1), their spread the noise's.
+        one_mobility = dataclasses.replace(mobile, signal_mobility_exponent=jnp.asarray(0.5))
+        for model, agrees in ((mobile, True), (continuous, False), (one_mobility, False)):
             z = (paths.mean(0) - np.asarray(model.loss(schedule.lr, steps))) / (paths.std(0) / 20)
             assert np.all(np.abs(z) < 4) == agrees, z
 
@@ -264,14 +287,14 @@ def test_moments_match_real_optax_training(optimizer, shape):
 # Landscapes that joint fits of the 124M sweep found with the area ceiling, its exponent at 1
 # (H200) and free (2 CPU cores): .devexp harness; docs/model.md, "Across peak learning rates".
 SWEEP_LANDSCAPE = dict(loss_inf=2.684, signal_amplitude=1.340, signal_exponent=0.4157, noise_amplitude=160.5,
-                       noise_exponent=0.176, norm_init=0.0367, mobility_exponent=0.732)
+                       noise_exponent=0.176, norm_init=0.0367, mobility_exponent=0.732, signal_mobility_exponent=0.732)
 # Fitted jointly to all 60 runs with the area ceiling (gamma = 1, c = 32.28) and the peak-LR floor.
 SWEEP_LANDSCAPE_FLOOR = dict(loss_inf=2.66890, signal_amplitude=1.36156, signal_exponent=0.390297,
                              noise_amplitude=128.955, noise_exponent=0.582653, norm_init=0.0341992,
-                             mobility_exponent=0.650226, peak_floor=0.0271033)
+                             mobility_exponent=0.650226, signal_mobility_exponent=0.650226, peak_floor=0.0271033)
 SWEEP_LANDSCAPE_EXPONENT = dict(loss_inf=2.6818, signal_amplitude=1.3453, signal_exponent=0.41351,
                                 noise_amplitude=161.81, noise_exponent=0.16411, norm_init=0.036332,
-                                mobility_exponent=0.72282)
+                                mobility_exponent=0.72282, signal_mobility_exponent=0.72282)
 
 
 def sweep_model(area_ceiling, ceiling_exponent=1.0, landscape=SWEEP_LANDSCAPE):
@@ -356,7 +379,7 @@ def test_peak_floor_puts_the_optimal_lr_where_the_runs_do():
 # norm's equilibrium exponent free (H200, .devexp harness; docs/model.md, "Across peak learning rates").
 SWEEP_LANDSCAPE_NORM = dict(loss_inf=2.66931, signal_amplitude=1.35991, signal_exponent=0.391516,
                             noise_amplitude=134.664, noise_exponent=0.263058, norm_init=0.0364232,
-                            mobility_exponent=0.674861, peak_floor=0.0208050, norm_exponent=1.18972)
+                            mobility_exponent=0.674861, signal_mobility_exponent=0.674861, peak_floor=0.0208050, norm_exponent=1.18972)
 
 
 def test_norm_exponent_sets_how_the_equilibrium_lr_eff_grows_with_the_lr():
@@ -404,7 +427,7 @@ def test_norm_exponent_puts_the_optimal_lr_where_the_runs_do():
 # learning rates").
 SWEEP_LANDSCAPE_SHARPENING = dict(loss_inf=2.63027, signal_amplitude=1.29876, signal_exponent=0.323997,
                                   noise_amplitude=123.925, noise_exponent=0.377994, norm_init=0.0419741,
-                                  mobility_exponent=0.604246, peak_floor=0.027446, norm_exponent=1.19386,
+                                  mobility_exponent=0.604246, signal_mobility_exponent=0.604246, peak_floor=0.027446, norm_exponent=1.19386,
                                   sharpening_time=92.2176)
 
 

@@ -1,12 +1,14 @@
 """Sample paths of the SDE behind a moment model, solved with diffrax.
 
-For every mode ``k`` (curvature ``h_k``, noise weight ``w_k``)
+For every mode ``k`` (curvature ``h_k``, noise weight ``w_k``), ``theta_k = mean_k + xi_k`` with
 
-    d theta_k = -m(t) h_k theta_k dt + sqrt(4 m(t) T(t) w_k) dW_k,   L = L_inf + sum_k h_k theta_k^2 / 2,
+    d mean_k = -s(t) h_k mean_k dt,
+    d xi_k = -m(t) h_k xi_k dt + sqrt(4 m(t) T(t) w_k) dW_k,     L = L_inf + sum_k h_k theta_k^2 / 2,
 
-with ``T(t)`` and ``m(t)`` the model's temperature and mobility of update ``floor(t)`` (small-step
-effective learning rates, equal unless ``mobility_exponent != 1``; time is counted in updates) and
-``theta_k(0) = sqrt(2 signal_k / h_k)``. Euler-Maruyama with ``dt = 1`` is exactly minibatch SGD
+with ``T(t)``, ``m(t)`` and ``s(t)`` the model's temperature, mobility and signal mobility of
+update ``floor(t)`` (small-step effective learning rates, equal unless ``mobility_exponent`` or
+``signal_mobility_exponent`` is not 1; time is counted in updates), ``mean_k(0) = sqrt(2 signal_k /
+h_k)`` and ``xi_k(0) = 0``: with ``s = m`` one linear SDE for ``theta_k``. Euler-Maruyama with ``dt = 1`` is exactly minibatch SGD
 with Gaussian gradient noise, so its mean loss is the model's ``dynamics="discrete"`` prediction
 without momentum; as ``dt -> 0`` it tends to the continuous SDE, whose mean is the
 ``dynamics="sde"`` prediction. Paths give the spread of the loss across seeds.
@@ -70,26 +72,28 @@ def sample_paths(
 
     h = model.spectrum.curvatures
     noise = model.spectrum.noise() * model.reference_batch_size / run.batch_size
-    temperature, mobility = model.temperature_and_mobility(run)
+    temperature, mobility, signal_mobility = model.temperature_and_mobility(run)
     # The diffusion sqrt(4 m T w) split into its per-step and per-mode factors, each computed once.
     diffusion_rate, mode_scale = jnp.sqrt(mobility * temperature), jnp.sqrt(4.0 * noise)
-    theta0 = jnp.sqrt(2.0 * model.spectrum.signal() / h)
+    # State (mean, xi): the mean is deterministic, so its rows of the diffusion are 0.
+    y0 = jnp.stack([jnp.sqrt(2.0 * model.spectrum.signal() / h), jnp.zeros_like(h)])
+    mode_scale = jnp.stack([jnp.zeros_like(h), mode_scale])
 
     def at(rate, t):
         return rate[jnp.clip(jnp.floor(t).astype(int), 0, total - 1)]
 
-    def drift(t, theta, args):
-        return -at(mobility, t) * h * theta
+    def drift(t, y, args):
+        return -jnp.stack([at(signal_mobility, t), at(mobility, t)])[:, None] * h * y
 
-    def diffusion(t, theta, args):
+    def diffusion(t, y, args):
         return lineax.DiagonalLinearOperator(at(diffusion_rate, t) * mode_scale)
 
     def one_path(path_key):
         # Fixed steps (StepTo) make the cheap, non-reusable Brownian path valid.
-        brownian = diffrax.UnsafeBrownianPath(shape=h.shape, key=path_key)
+        brownian = diffrax.UnsafeBrownianPath(shape=y0.shape, key=path_key)
         terms = diffrax.MultiTerm(diffrax.ODETerm(drift), diffrax.ControlTerm(diffusion, brownian))
         solution = diffrax.diffeqsolve(
-            terms, solver, 0.0, float(total), None, theta0,
+            terms, solver, 0.0, float(total), None, y0,
             saveat=diffrax.SaveAt(ts=jnp.asarray(steps)),
             stepsize_controller=diffrax.StepTo(jnp.arange(0.0, total + dt / 2, dt)),
             max_steps=int(np.ceil(total / dt)) + 8,
@@ -97,7 +101,8 @@ def sample_paths(
             # before it, DirectAdjoint accept it.
             adjoint=getattr(diffrax, "ForwardMode", diffrax.DirectAdjoint)(),
         )
-        return model.loss_inf + 0.5 * jnp.sum(h * solution.ys**2, axis=-1)
+        theta = jnp.sum(solution.ys, axis=-2)  # mean + xi
+        return model.loss_inf + 0.5 * jnp.sum(h * theta**2, axis=-1)
 
     # The peak-LR floor after each recorded step: lr_max is the largest LR of the updates so far.
     lr_max = np.concatenate([[0.0], np.maximum.accumulate(np.asarray(run.lr))])[np.floor(steps).astype(int)]
