@@ -168,3 +168,16 @@ def test_a_file_from_before_the_norms_unit_predicts_as_it_did(tmp_path):
         settled = model.effective_lr(optlaws.Run(optlaws.constant(1e-3, 100_000), weight_decay=0.05))
     assert float(settled[-1]) == pytest.approx(1e-3, rel=1e-3)  # 1e-3 / sqrt(2) with the default unit
     assert float(optlaws.load_model(tamper(tmp_path, lambda d: None)).reference_weight_decay) == pytest.approx(0.1)
+
+
+def test_a_file_from_before_the_signals_own_mobility_predicts_as_it_did(tmp_path):
+    """Written before ``signal_mobility_exponent``, a model relaxed its signal at the noise's
+    mobility; loaded, the signal takes the stored ``mobility_exponent``, not the class default."""
+    def before(document):
+        document["model"]["fields"].pop("signal_mobility_exponent")
+        document["model"]["fields"]["mobility_exponent"] = 0.6
+        document["sha256"] = _content_hash(document)
+
+    model = optlaws.load_model(tamper(tmp_path, before))
+    assert float(model.signal_mobility_exponent) == pytest.approx(0.6)
+    assert float(optlaws.load_model(tamper(tmp_path, lambda d: None)).signal_mobility_exponent) == pytest.approx(0.8)

@@ -201,6 +201,26 @@ def test_signal_and_noise_relax_at_mobilities_of_their_own():
             np.testing.assert_allclose(model.loss(schedule, 2000 + steps), expected, rtol=1e-9)
 
 
+def test_the_signals_contraction_is_the_noises_scaled():
+    """The signal's per-step log-contraction is the noise's times ``(lr / lr_max)^(q - p)``:
+    exact where it is linear in ``x`` (``dynamics="sde"``), and for Adam's discrete heavy ball
+    within 5e-4 of the signal's exact decay on a mode still learning at the drop (on the 124M
+    fits of ``benchmarks/ranking.py`` the loss moves by under 6e-7)."""
+    high, low, h, signal = 1e-3, 1e-4, 0.25, 0.5  # x = 0.1 lr h: a third of the signal is left at the drop
+    steps = np.array([100, 1000, 5000])
+    with optlaws.float64():
+        run = optlaws.Run(optlaws.constant(high, 2000) + optlaws.constant(low, 5000), weight_decay=0.0)
+        spectrum = optlaws.DiscreteSpectrum([h], [signal], [0.0])
+        for dynamics, tolerance in (("sde", 1e-9), ("discrete", 5e-4)):
+            model = optlaws.AdamModel(spectrum=spectrum, loss_inf=0.0, norm_init=1.0, reference_weight_decay=0.0,
+                                      reference_lr=high, mobility_exponent=0.5, signal_mobility_exponent=1.0,
+                                      dynamics=dynamics, block=1)
+            # exact: the signal contracts at x = alpha h with its own mobility (q = 1: the LR itself)
+            log_rho = {lr: model._contraction(0.1 * lr * h, 0.9)[0] for lr in (high, low)}
+            expected = signal * np.exp(2000 * log_rho[high] + steps * log_rho[low])
+            assert expected[0] > 0.2 * signal
+            np.testing.assert_allclose(model.loss(run, 2000 + steps), expected, rtol=tolerance)
+
 def test_mobility_gradient_is_finite_through_a_zero_learning_rate():
     """Zero LRs at the start (``lr_max = 0``) and after the decay (``lr / lr_max = 0``), step by step."""
     schedule = optlaws.cosine(3e-4, 3000, warmup=300) + optlaws.constant(0.0, 50)
