@@ -11,9 +11,9 @@ real best is the predicted best / among the predicted two best), the mean absolu
 error of the predicted losses, and the real best's ``p_best``. The one-landscape rows do the same
 over every peak LR at once (one landscape: the structural parameters free as well, then the area
 ceiling with its exponent too, then the area ceiling and the peak-LR floor, then with the weight
-norm's equilibrium exponent too, then with the sharpening as well, ``transfer_free``; see "transfer"),
-ranking all 25k runs of all four LRs, and then each LR's 25k runs among themselves (rows "LR of
-..."; their time is the ranking's alone).
+norm's equilibrium exponent too, then with the sharpening and the signal's mobility as well,
+``transfer_free``; see "transfer"), ranking all 25k runs of all four LRs, and then each LR's 25k
+runs among themselves (rows "LR of ..."; their time is the ranking's alone).
 
     python benchmarks/ranking.py [--no-write]        (about 15 minutes on 2 cores)
 """
@@ -52,7 +52,8 @@ ONE_LANDSCAPE = {
         optlaws.AdamModel.default_free + STRUCTURAL + ("area_ceiling", "peak_floor"),
     "all four, one landscape (+ structural + area ceiling + peak-LR floor + norm exponent)":
         optlaws.AdamModel.default_free + STRUCTURAL + ("area_ceiling", "peak_floor", "norm_exponent"),
-    "all four, one landscape (transfer_free: + norm exponent + sharpening)": optlaws.AdamModel.transfer_free,
+    "all four, one landscape (transfer_free: + norm exponent + sharpening + signal's mobility)":
+        optlaws.AdamModel.transfer_free,
 }
 
 

@@ -44,7 +44,7 @@ CONFIGS = {
         "area_ceiling", "peak_floor"),
     "+ structural + area ceiling + peak-LR floor + norm exponent": optlaws.AdamModel.default_free + STRUCTURAL + (
         "area_ceiling", "peak_floor", "norm_exponent"),
-    "transfer_free: + norm exponent + sharpening": optlaws.AdamModel.transfer_free,
+    "transfer_free: + norm exponent + sharpening + signal's mobility": optlaws.AdamModel.transfer_free,
 }
 
 
