@@ -31,17 +31,19 @@ RUN_STEPS_AT_ONCE = 2**24
 
 @dataclasses.dataclass(frozen=True)
 class Ranking:
-    """Candidates sorted best first: by predicted final loss, diverging ones last (those that
-    diverge later before those that diverge sooner).
+    """Candidates sorted best first: by predicted final loss (or loss at step ``at``), diverging
+    ones last (those that diverge later before those that diverge sooner).
 
     Attributes:
         names: the candidates' names, best first.
-        final_loss: predicted loss at each candidate's last step (``inf`` when it diverges).
+        final_loss: predicted loss at each candidate's last step, or after ``at`` updates where
+            asked (``inf`` when it diverges).
         loss_low, loss_high: the central band of the final loss (``None`` without uncertainty).
         p_best: the share of joint parameter draws in which the candidate has the lowest final
             loss (``None`` without uncertainty).
         diverged_at: the first checked step at which the predicted loss blows up, or ``-1``.
         index: each row's position in the candidates as given.
+        at: the step the candidates are ranked at (``None``: each one's last).
     """
 
     names: tuple[str, ...]
@@ -51,12 +53,14 @@ class Ranking:
     p_best: np.ndarray | None
     diverged_at: np.ndarray
     index: np.ndarray
+    at: int | None = None
 
     def __len__(self) -> int:
         return len(self.names)
 
     def rows(self, top: int | None = None) -> list[dict]:
-        """The first ``top`` rows as dictionaries (``diverged_at`` ``None`` when stable)."""
+        """The first ``top`` rows as dictionaries (``diverged_at`` ``None`` when stable; with
+        ``at``, each row has ``at_step`` too)."""
         rows = []
         for i in range(len(self) if top is None else min(top, len(self))):
             rows.append({
@@ -66,6 +70,7 @@ class Ranking:
                 "loss_high": None if self.loss_high is None else float(self.loss_high[i]),
                 "p_best": None if self.p_best is None else float(self.p_best[i]),
                 "diverged_at": None if self.diverged_at[i] < 0 else int(self.diverged_at[i]),
+                **({} if self.at is None else {"at_step": self.at}),
             })
         return strict_json(rows)
 
@@ -83,7 +88,8 @@ class Ranking:
             p_best = "" if r["p_best"] is None else f"{r['p_best']:.3f}"
             diverges = "" if r["diverged_at"] is None else f"at step {r['diverged_at']}"
             cells.append([str(k), r["schedule"], loss, band, p_best, diverges])
-        return text_table(["rank", "schedule", "final loss", "band", "p_best", "diverges"], cells,
+        loss_header = "final loss" if self.at is None else f"loss at step {self.at}"
+        return text_table(["rank", "schedule", loss_header, "band", "p_best", "diverges"], cells,
                           numeric=[True, False, True, True, True, False])
 
 
@@ -123,6 +129,7 @@ def rank(
     candidates: Sequence[Run | Schedule],
     *,
     names: Sequence[str] | None = None,
+    at: int | None = None,
     band: float | None = 0.9,
     uncertainty: ParameterUncertainty | None = None,
     num_samples: int = 64,
@@ -151,6 +158,10 @@ def rank(
             :func:`load_fitted`), which brings its uncertainty.
         candidates: runs or schedules (a schedule is a run whose settings take the model's values).
         names: the candidates' names (default: a schedule's own name, ``candidate_i`` for a run).
+        at: rank by the predicted loss after ``at`` updates (the last logged step of real runs,
+            a checkpoint) instead of at each candidate's last step; every candidate must run
+            that long. A run's loss after ``at`` updates depends only on its first ``at``
+            learning rates, so each candidate is cut there.
         band: probability of the band; ``None`` for none (and no ``p_best``).
         uncertainty: the parameter uncertainty (default: the fit's).
         num_samples, seed: parameter draws for the band and ``p_best``.
@@ -182,6 +193,14 @@ def rank(
         names = [c.name if isinstance(c, Schedule) else f"candidate_{i}" for i, c in enumerate(candidates)]
     names = tuple(names)
     runs = [model.resolve(as_run(c)) for c in candidates]
+    if at is not None:
+        if isinstance(at, bool) or not isinstance(at, (int, np.integer)) or at < 1:
+            raise ValueError(f"`at` must be a positive number of steps, got {at!r}.")
+        short = [(name, r.total_steps) for name, r in zip(names, runs) if r.total_steps < at]
+        if short:
+            raise ValueError(f"`at` = {at} is past the end of {len(short)} candidate(s), e.g. "
+                             f"{short[0][0]!r} ({short[0][1]} steps).")
+        runs = [r.replace(lr=r.lr[:at]) for r in runs]
     longest = max(r.total_steps for r in runs)
     if model.holds_every_step:  # a law holds every step of every run of a chunk at once
         fitting = RUN_STEPS_AT_ONCE // longest // len(devices) * len(devices)
@@ -233,4 +252,4 @@ def rank(
     order = np.lexsort((final, -diverged_at, diverged_at >= 0))  # diverging last, the latest first
     pick = (lambda a: None if a is None else a[order])
     return Ranking(tuple(names[i] for i in order), final[order], pick(low), pick(high), pick(p_best),
-                   diverged_at[order], order)
+                   diverged_at[order], order, None if at is None else int(at))

@@ -288,8 +288,8 @@ def _cmd_search(args) -> int:
     schedules = _search_candidates(args)
     settings = {**fitted.run_settings, **_given_settings(args)}
     runs = [Run(s, **settings) for s in schedules]
-    ranking = rank(fitted, runs, names=[s.name for s in schedules], band=args.band, num_samples=args.samples,
-                   seed=args.seed, precision=args.precision, progress_bar=not args.json)
+    ranking = rank(fitted, runs, names=[s.name for s in schedules], at=args.at, band=args.band,
+                   num_samples=args.samples, seed=args.seed, precision=args.precision, progress_bar=not args.json)
     if args.json:
         print(ranking.to_json(args.top))
     else:
@@ -456,8 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="sde-adam", choices=sorted(MODELS), help="model to fit")
     p.add_argument("--out", required=True, help="where to write the fitted model (JSON; - for stdout)")
     p.add_argument("--free", help="comma-separated parameters to fit, or a named set: 'default', and for an SDE "
-                   "model 'sweep' (fit's choice for runs at several peak LRs) or 'transfer' (with the norm exponent "
-                   "and the sharpening too: the optimal LR across horizons; a slower fit). Default: fit's "
+                   "model 'sweep' (fit's choice for runs at several peak LRs) or 'transfer' (with the norm exponent, "
+                   "the sharpening and the signal's mobility too: the optimal LR across horizons; a slower "
+                   "fit). Default: fit's "
                    "choice; an unknown name lists them all")
     p.add_argument("--starts", type=_positive, default=8, help="number of starting points")
     seed_option(p, "of the starting points")
@@ -505,6 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", help="schedule kind for a grid, e.g. wsd, cosine, linear, constant")
     p.add_argument("--total", type=_positive, help="total steps of every grid candidate")
     p.add_argument("--grid", action="append", help="key=LOW:HIGH:N[:log] or key=a,b,c (repeat per key)")
+    p.add_argument("--at", type=_positive, help="rank by the loss after this many steps (e.g. the last logged "
+                   "one) instead of the final loss")
     ranking_options(p, top=None)
     p.add_argument("--precision", choices=PRECISIONS, default="float64",
                    help="float32: about 2x faster on a CPU; candidates within ~1e-4 relative may swap")

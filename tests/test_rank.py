@@ -142,6 +142,27 @@ def test_diverging_candidates_go_last():
     assert "at step" in ranking.table().splitlines()[-1]
 
 
+def test_ranking_at_a_step_orders_the_loss_there():
+    """``at``: the loss after that many updates, which reorders a long cooldown still under way
+    against a short one that has ended (at 2500 the 50% cooldown has not reached its end)."""
+    model = truth_model()
+    runs = [optlaws.wsd(1e-3, 3000, warmup=100, decay_frac=frac, final=0.0, name=f"wsd_{frac:g}")
+            for frac in (0.1, 0.5)]
+    at_end = optlaws.rank(model, runs, band=None, progress_bar=False)
+    at_2500 = optlaws.rank(model, runs, at=2500, band=None, progress_bar=False)
+    with optlaws.float64():
+        expected = [float(model.loss(r, [2500])[0]) for r in runs]
+    np.testing.assert_allclose(at_2500.final_loss, np.sort(expected), rtol=3e-5)
+    assert list(at_2500.index) == list(np.argsort(expected)) and at_2500.at == 2500
+    assert list(at_2500.index) != list(at_end.index)
+    assert at_2500.rows()[0]["at_step"] == 2500 and "at_step" not in at_end.rows()[0]
+    assert "loss at step 2500" in at_2500.table()
+    with pytest.raises(ValueError, match="`at` = 2000 is past the end of 1 candidate.*'short_cosine' \\(1500 steps\\)"):
+        optlaws.rank(model, candidates(), at=2000, band=None)
+    with pytest.raises(ValueError, match="`at` must be a positive number of steps"):
+        optlaws.rank(model, runs, at=0)
+
+
 def test_rank_refuses_bad_input():
     with pytest.raises(ValueError, match="`candidates` is empty"):
         optlaws.rank(truth_model(), [])
@@ -173,6 +194,12 @@ def test_search_on_the_command_line(tmp_path, capsys):
     fast = json.loads(capsys.readouterr().out)
     assert [r["schedule"] for r in fast] == [r["schedule"] for r in rows]
     assert fast[0]["final_loss"] == pytest.approx(rows[0]["final_loss"], rel=1e-4)
+    assert main(["search", str(path), *argv[2:], "--at", "2000"]) == 0
+    early = json.loads(capsys.readouterr().out)
+    assert all(r["at_step"] == 2000 for r in early)
+    with optlaws.float64():
+        spec = optlaws.parse_schedule(early[0]["schedule"])
+        assert float(truth_model().loss(spec, [2000])[0]) == pytest.approx(early[0]["final_loss"], rel=3e-5)
     assert main(["search", str(path), "--family", "wsd", "--total", "3000", "--grid", "peak=1:2:x"]) == 2
     assert "--grid" in capsys.readouterr().err
     assert main(["search", str(path)]) == 2
