@@ -75,15 +75,18 @@ def sample_paths(
     temperature, mobility, signal_mobility = model.temperature_and_mobility(run)
     # The diffusion sqrt(4 m T w) split into its per-step and per-mode factors, each computed once.
     diffusion_rate, mode_scale = jnp.sqrt(mobility * temperature), jnp.sqrt(4.0 * noise)
-    # State (mean, xi): the mean is deterministic, so its rows of the diffusion are 0.
-    y0 = jnp.stack([jnp.sqrt(2.0 * model.spectrum.signal() / h), jnp.zeros_like(h)])
-    mode_scale = jnp.stack([jnp.zeros_like(h), mode_scale])
+    # State [mean, xi], one vector (a diagonal operator takes a vector): the mean is deterministic,
+    # so its half of the diffusion is 0.
+    y0 = jnp.concatenate([jnp.sqrt(2.0 * model.spectrum.signal() / h), jnp.zeros_like(h)])
+    mode_scale = jnp.concatenate([jnp.zeros_like(h), mode_scale])
+    both = jnp.concatenate([h, h])
 
     def at(rate, t):
         return rate[jnp.clip(jnp.floor(t).astype(int), 0, total - 1)]
 
     def drift(t, y, args):
-        return -jnp.stack([at(signal_mobility, t), at(mobility, t)])[:, None] * h * y
+        rates = jnp.concatenate([jnp.full_like(h, at(signal_mobility, t)), jnp.full_like(h, at(mobility, t))])
+        return -rates * both * y
 
     def diffusion(t, y, args):
         return lineax.DiagonalLinearOperator(at(diffusion_rate, t) * mode_scale)
@@ -101,7 +104,7 @@ def sample_paths(
             # before it, DirectAdjoint accept it.
             adjoint=getattr(diffrax, "ForwardMode", diffrax.DirectAdjoint)(),
         )
-        theta = jnp.sum(solution.ys, axis=-2)  # mean + xi
+        theta = solution.ys[..., :h.shape[0]] + solution.ys[..., h.shape[0]:]  # mean + xi
         return model.loss_inf + 0.5 * jnp.sum(h * theta**2, axis=-1)
 
     # The peak-LR floor after each recorded step: lr_max is the largest LR of the updates so far.
