@@ -5,10 +5,11 @@ parameters; with the structural ones free as well; with the area ceiling free as
 area ceiling and the weight norm's initial value, chosen by a screen on these runs), and the
 Multi-Power Law as the closed-form baseline, to that LR's 15k runs plus the constant-LR trunk cut
 at step 15000, then rank the LR's 25k runs (WSD with 10-90% linear or 1-sqrt cooldowns, cosine to
-10% and to 0) with ``optlaws.rank`` by their loss at the last logged step (24800). Reported: Spearman rank correlation of predicted vs real loss,
-regret of the predicted best (its real loss minus the best real one), top-1 and top-2 hits (the
-real best is the predicted best / among the predicted two best), the mean absolute relative
-error of the predicted losses, and the real best's ``p_best``. The one-landscape rows do the same
+10% and to 0) with ``optlaws.rank`` by their loss at the last logged step (24800). Reported:
+Spearman rank correlation of predicted vs real loss, regret of the predicted best (its real loss
+minus the best real one), top-1 and top-2 hits (the real best is the predicted best / among the
+predicted two best), the mean absolute relative error of the predicted losses, and the real
+best's ``p_best``. The one-landscape rows do the same
 over every peak LR at once (one landscape: the structural parameters free as well, then the area
 ceiling with its exponent too, then the area ceiling and the peak-LR floor, then with the weight
 norm's equilibrium exponent too, then with the sharpening and the signal's mobility as well,

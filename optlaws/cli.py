@@ -458,8 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--free", help="comma-separated parameters to fit, or a named set: 'default', and for an SDE "
                    "model 'sweep' (fit's choice for runs at several peak LRs) or 'transfer' (with the norm exponent, "
                    "the sharpening and the signal's mobility too: the optimal LR across horizons; a slower "
-                   "fit). Default: fit's "
-                   "choice; an unknown name lists them all")
+                   "fit). Default: fit's choice; an unknown name lists them all")
     p.add_argument("--starts", type=_positive, default=8, help="number of starting points")
     seed_option(p, "of the starting points")
     p.add_argument("--discrepancy", type=float, metavar="SIGMA",

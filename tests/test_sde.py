@@ -399,7 +399,8 @@ def test_peak_floor_puts_the_optimal_lr_where_the_runs_do():
 # norm's equilibrium exponent free (H200, .devexp harness; docs/model.md, "Across peak learning rates").
 SWEEP_LANDSCAPE_NORM = dict(loss_inf=2.66931, signal_amplitude=1.35991, signal_exponent=0.391516,
                             noise_amplitude=134.664, noise_exponent=0.263058, norm_init=0.0364232,
-                            mobility_exponent=0.674861, signal_mobility_exponent=0.674861, peak_floor=0.0208050, norm_exponent=1.18972)
+                            mobility_exponent=0.674861, signal_mobility_exponent=0.674861, peak_floor=0.0208050,
+                            norm_exponent=1.18972)
 
 
 def test_norm_exponent_sets_how_the_equilibrium_lr_eff_grows_with_the_lr():
@@ -447,7 +448,8 @@ def test_norm_exponent_puts_the_optimal_lr_where_the_runs_do():
 # learning rates").
 SWEEP_LANDSCAPE_SHARPENING = dict(loss_inf=2.63027, signal_amplitude=1.29876, signal_exponent=0.323997,
                                   noise_amplitude=123.925, noise_exponent=0.377994, norm_init=0.0419741,
-                                  mobility_exponent=0.604246, signal_mobility_exponent=0.604246, peak_floor=0.027446, norm_exponent=1.19386,
+                                  mobility_exponent=0.604246, signal_mobility_exponent=0.604246,
+                                  peak_floor=0.027446, norm_exponent=1.19386,
                                   sharpening_time=92.2176)
 
 

@@ -169,8 +169,9 @@ class AbstractSDEModel(AbstractLossModel):
     which mends the sweep's fit at its lowest LR in the first thousand steps. With the norm
     exponent free as well (:attr:`transfer_free`, which frees the signal's mobility too), one
     landscape fits every peak LR within 0.14%, and fitted on the 15k-step runs it puts the
-    optimal LR at 25k steps 4% below the measured one (13% above without). ``k`` itself is not pinned by the runs (0.25-0.75 fit alike; free,
-    0.8 jointly and 2.5 on the 15k runs): 0.5 is the value whose transfer held best on that sweep
+    optimal LR at 25k steps 4% below the measured one (13% above without). ``k`` itself is not
+    pinned by the runs (0.25-0.75 fit alike; free, 0.8 jointly and 2.5 on the 15k runs): 0.5 is
+    the value whose transfer held best on that sweep
     (docs/model.md, "Across peak learning rates"; ``tests/test_sde.py`` checks the clock, a fit
     recovering ``g0`` and ``t0``, and the fitted landscape's optimal LR). ``sharpening_time = 0``
     (the default) is exactly off; freed in a fit, it starts at 300. Sample paths do not model it.
@@ -385,7 +386,8 @@ class AbstractSDEModel(AbstractLossModel):
         # linear in x (dynamics="sde"); with Adam's discrete heavy ball the signal decays within
         # 5e-4 of exact on a mode still learning at a drop, and the loss of the 124M fits moves
         # by under 6e-7 (tests/test_sde.py::test_the_signals_contraction_is_the_noises_scaled).
-        signal_ratio = self._mobility(1.0, lr, lr_max, self.signal_mobility_exponent - self.mobility_exponent + 1.0)
+        # (lr / lr_max)^(q - p): _mobility of a unit rate with exponent q - p + 1
+        signal_ratio = self._mobility(1.0, lr, lr_max, self.signal_mobility_exponent - self.mobility_exponent + 1)
         signal_log_rho = log_rho * signal_ratio
         decay = jnp.exp(n * log_rho)
         noise_scale = self.reference_batch_size / run.batch_size

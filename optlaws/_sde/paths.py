@@ -8,10 +8,10 @@ For every mode ``k`` (curvature ``h_k``, noise weight ``w_k``), ``theta_k = mean
 with ``T(t)``, ``m(t)`` and ``s(t)`` the model's temperature, mobility and signal mobility of
 update ``floor(t)`` (small-step effective learning rates, equal unless ``mobility_exponent`` or
 ``signal_mobility_exponent`` is not 1; time is counted in updates), ``mean_k(0) = sqrt(2 signal_k /
-h_k)`` and ``xi_k(0) = 0``: with ``s = m`` one linear SDE for ``theta_k``. Euler-Maruyama with ``dt = 1`` is exactly minibatch SGD
-with Gaussian gradient noise, so its mean loss is the model's ``dynamics="discrete"`` prediction
-without momentum; as ``dt -> 0`` it tends to the continuous SDE, whose mean is the
-``dynamics="sde"`` prediction. Paths give the spread of the loss across seeds.
+h_k)`` and ``xi_k(0) = 0``: with ``s = m`` one linear SDE for ``theta_k``. Euler-Maruyama with
+``dt = 1`` is exactly minibatch SGD with Gaussian gradient noise, so its mean loss is the model's
+``dynamics="discrete"`` prediction without momentum; as ``dt -> 0`` it tends to the continuous
+SDE, whose mean is the ``dynamics="sde"`` prediction. Paths give the spread of the loss across seeds.
 """
 
 from __future__ import annotations
